@@ -1,0 +1,43 @@
+"""Shared pytest set-up: the test-host rig and the CI rule that nothing is skipped for a missing tool."""
+
+import os
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(REPO, "collections")
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition, reason):
+    """Skip on a developer laptop, fail in CI: a missing prerequisite must never pass silently there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail("prerequisite missing in CI: %s" % reason)
+    pytest.skip(reason)
+
+
+def require_root_tools(*tools):
+    require(os.geteuid() == 0, "integration tests need root (network namespaces)")
+    for tool in tools:
+        require(shutil.which(tool) is not None, "%s is not installed (run make setup)" % tool)
+
+
+@pytest.fixture
+def lab():
+    """A fresh set of namespace test hosts, removed afterwards even when the test fails."""
+    require_root_tools("unshare", "nsenter", "ip")
+    from rig import Lab
+
+    the_lab = Lab()
+    try:
+        yield the_lab
+    finally:
+        the_lab.close()
