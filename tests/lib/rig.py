@@ -31,7 +31,7 @@ class RigError(RuntimeError):
 
 
 def _run_root(argv, check=True, input=None, timeout=30):
-    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise RigError("%s failed (rc=%d): %s" % (" ".join(argv), proc.returncode, proc.stderr.strip()))
     return proc
@@ -89,7 +89,7 @@ class Namespace:
         if env:
             full_env.update(env)
         proc = subprocess.run(self.nsenter() + argv, input=input, capture_output=True, text=True,
-                              timeout=timeout, env=full_env)
+                              timeout=timeout, env=full_env, check=False)
         if check and proc.returncode != 0:
             raise RigError("[%s] %s failed (rc=%d)\nstdout: %s\nstderr: %s" % (
                 self.name, cmd, proc.returncode, proc.stdout, proc.stderr))
@@ -190,7 +190,7 @@ class Host(Namespace):
         """Start the echo test service (tcp: HTTP, udp: echo) and wait until it is bound."""
         proc = self.popen([PYTHON, os.path.join(REPO, "tests", "lib", "echo_server.py"), proto, bind, str(port)])
         flag = "-tln" if proto == "tcp" else "-uln"
-        for _ in range(100):
+        for _attempt in range(100):
             if (":%d " % port) in self.run(["ss", "-H", flag], check=False).stdout:
                 return proc
             time.sleep(0.05)
@@ -200,7 +200,7 @@ class Host(Namespace):
         """Start wireguard-go for ``ifname`` in the foreground (tracked), wait for its socket."""
         proc = self.popen(["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", ifname])
         sock = "/run/wireguard/%s.sock" % ifname
-        for _ in range(100):
+        for _attempt in range(100):
             if self.run(["test", "-S", sock], check=False).returncode == 0:
                 return proc
             time.sleep(0.05)
