@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backend selection and the one pipeline of ``wg_dnat`` (also the entry points for ``wg_status``).
+
+Public functions:
+
+- ``select_backend(name, runner)`` -> backend object (``auto``: iptables when Docker's chains
+  exist or ``nft`` is missing, else nftables);
+- ``backend.installed(set_name)`` -> ``Installed`` (entries with packet/byte counters);
+- ``backend.render(set_name, rules, installed)`` -> ``Desired``;
+- ``drift(installed, desired)`` (from ``_fw_state``) -> missing/extra rules and jumps;
+- ``RuleSet(...).run(check_mode)``: read -> plan -> (check mode stops) -> apply -> read back.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import IptablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import (  # noqa: F401 - re-exported
+    Desired,
+    Installed,
+    Plan,
+    drift,
+    render_lines,
+)
+
+BACKENDS = ("auto", "iptables", "nftables")
+# A port range longer than this is cleaned from conntrack by address only (one call, not one per port).
+CONNTRACK_PER_PORT_LIMIT = 32
+
+
+def select_backend(name, runner, which=None):
+    """Return ``(backend, other)``: the backend to use and the other one (for cleaning leftovers)."""
+    kwargs = {"which": which} if which else {}
+    ipt = IptablesBackend(runner, **kwargs)
+    nft = NftablesBackend(runner, **kwargs)
+    if name not in BACKENDS:
+        raise ValidationError("backend", "must be one of %s (got %r)" % (", ".join(BACKENDS), name))
+    if name == "auto":
+        if not nft.available():
+            name = "iptables"
+        elif ipt.available() and ipt.docker_chains():
+            name = "iptables"
+        else:
+            name = "nftables"
+    chosen, other = (ipt, nft) if name == "iptables" else (nft, ipt)
+    if not chosen.available():
+        raise WgspError("backend %s is not usable: its tools are not installed" % name)
+    return chosen, (other if other.available() else None)
+
+
+def stale_mappings(installed, desired):
+    """DNAT mappings installed before that the desired state no longer has (target changed/removed)."""
+    return sorted(installed.mappings - desired.mappings, key=repr)
+
+
+def conntrack_commands(mappings):
+    """``conntrack -D`` argv lists removing the flows of stale DNAT mappings."""
+    commands = []
+    for family, proto, _iif, port, to_address, _to_port in mappings:
+        base = ["conntrack", "-D", "-f", "ipv%d" % family if family == 4 else "ipv6", "-p", proto]
+        if port[1] - port[0] < CONNTRACK_PER_PORT_LIMIT:
+            for number in range(port[0], port[1] + 1):
+                commands.append(base + ["--orig-port-dst", str(number), "--dst-nat", to_address])
+        else:
+            commands.append(base + ["--dst-nat", to_address])
+    return commands
+
+
+def flush_conntrack(runner, mappings, which):
+    """Delete conntrack entries of stale mappings; "nothing found" is fine. Returns the argv run."""
+    if not mappings or not which("conntrack"):
+        return []
+    done = []
+    for argv in conntrack_commands(mappings):
+        runner.run(argv, check=False)
+        done.append(argv)
+    return done
+
+
+class RuleSet:
+    """Manage one named rule set with one backend: the module's whole pipeline."""
+
+    def __init__(self, runner, set_name, backend="auto", which=None):
+        import shutil
+
+        self.runner = runner
+        self.set_name = check_set_name(set_name)
+        self.which = which or shutil.which
+        self.backend, self.other = select_backend(backend, runner, which=self.which)
+
+    def run(self, rules, state="present", check_mode=False, conntrack=True):
+        """Bring the set to ``rules`` (``state=absent``: no rules, nothing left behind).
+
+        Returns a dict: changed, backend, plan (actions), before/after lines, stale mappings,
+        conntrack commands run.
+        """
+        rules = list(rules) if state == "present" else []
+        installed = self.backend.installed(self.set_name)
+        desired = self.backend.render(self.set_name, rules, installed)
+        plan = self.backend.plan(installed, desired)
+        # Leftovers of this set under the other backend (e.g. nftables before Docker was installed).
+        other_plan, other_installed = None, None
+        if self.other is not None:
+            other_installed = self.other.installed(self.set_name)
+            if other_installed.present or other_installed.extra.get("table"):
+                other_plan = self.other.plan(other_installed, self.other.render(self.set_name, [], other_installed))
+        stale = stale_mappings(installed, desired)
+        if other_installed is not None:
+            stale = sorted(set(stale) | (other_installed.mappings - desired.mappings), key=repr)
+        actions = list(plan.actions)
+        if other_plan:
+            actions.extend("%s: %s" % (self.other.name, a) for a in other_plan.actions)
+        result = {
+            "changed": bool(actions),
+            "backend": self.backend.name,
+            "plan": actions,
+            "before": render_lines(installed) + (render_lines(other_installed) if other_plan else []),
+            "after": render_lines(desired),
+            "stale": stale,
+            "conntrack": [],
+            "applied": False,
+        }
+        if not actions or check_mode:
+            return result
+        if plan:
+            self.backend.apply(plan)
+        if other_plan:
+            self.other.apply(other_plan)
+        result["applied"] = True
+        if conntrack:
+            result["conntrack"] = flush_conntrack(self.runner, stale, self.which)
+        after = self.backend.installed(self.set_name)
+        remaining = drift(after, desired)
+        if not remaining["in_sync"]:
+            raise WgspError(
+                "the %s rules of set %s differ from what was applied (read back): %s"
+                % (self.backend.name, self.set_name, remaining), drift=remaining)
+        result["after"] = render_lines(after)
+        return result

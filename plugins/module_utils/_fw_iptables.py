@@ -1,0 +1,292 @@
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""iptables backend of ``wg_dnat``: owned chains, one jump each, one restore per family.
+
+Per set ``<s>`` (upper-cased ``<S>``) and address family:
+
+- ``nat``    ``WGSP-<S>-PRE``  (jump from PREROUTING): LOG (optional) and DNAT;
+- ``nat``    ``WGSP-<S>-POST`` (jump from POSTROUTING): MASQUERADE of the set's DNAT'ed flows;
+- ``filter`` ``WGSP-<S>-FWD``  (jump from DOCKER-USER when that chain exists, else FORWARD): the
+  exact accepts (original and reply direction) and, when ``sources`` limits a rule, a REJECT of
+  the rule's other DNAT'ed traffic.
+
+Every rule carries ``-m comment --comment "wgsp:<s>"``. Rules are rendered exactly as
+``iptables-save`` prints them, so the comparison with the installed chains is a plain list
+comparison. Changes go in one ``iptables-restore --noflush`` per family (``:CHAIN - [0:0]``
+flushes just that chain), after ``iptables-restore --test`` of every family's payload.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import shutil
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import format_ports
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired, Installed, Plan
+
+TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
+HOOKS = (("nat", "PRE", "PREROUTING"), ("nat", "POST", "POSTROUTING"), ("filter", "FWD", "FORWARD"))
+DOCKER_USER = "DOCKER-USER"
+
+
+def chain_name(set_name, suffix):
+    return "WGSP-%s-%s" % (set_name.upper(), suffix)
+
+
+def comment(set_name):
+    return '-m comment --comment "wgsp:%s"' % set_name
+
+
+def _net(text, family):
+    """A source/destination as iptables-save prints it (always with a prefix length)."""
+    return text if "/" in text else "%s/%d" % (text, 32 if family == 4 else 128)
+
+
+def _dnat_target(rule):
+    addr = rule.to_address if rule.family == 4 else "[%s]" % rule.to_address
+    if rule.to_port == rule.port:
+        return rule.to_address  # the destination port is kept as it is
+    return "%s:%s" % (addr, format_ports(rule.to_port))
+
+
+def _ifaces(in_if=None, out_if=None):
+    parts = []
+    if in_if:
+        parts.append("-i %s" % in_if)
+    if out_if:
+        parts.append("-o %s" % out_if)
+    return parts
+
+
+def render_rule_lines(set_name, rule):
+    """``{suffix: [lines]}`` for one Rule, in iptables-save form (``-A CHAIN ...``)."""
+    pre, post, fwd = (chain_name(set_name, s) for s in ("PRE", "POST", "FWD"))
+    tag = comment(set_name)
+    port = format_ports(rule.port, ":")
+    to_port = format_ports(rule.to_port, ":")
+    dest = _net(rule.to_address, rule.family)
+    reject = "icmp-port-unreachable" if rule.family == 4 else "icmp6-port-unreachable"
+    out = {"PRE": [], "POST": [], "FWD": []}
+    for proto in rule.protos:
+        match = "-p %s -m %s" % (proto, proto)
+        if rule.log:
+            for src in rule.sources or (None,):
+                out["PRE"].append(" ".join(
+                    ["-A", pre] + (["-s", _net(src, rule.family)] if src else []) + _ifaces(rule.in_interface)
+                    + [match, "--dport", port, tag, '-j LOG --log-prefix "wgsp-%s "' % set_name]))
+        out["PRE"].append(" ".join(
+            ["-A", pre] + _ifaces(rule.in_interface)
+            + [match, "--dport", port, tag, "-j DNAT --to-destination", _dnat_target(rule)]))
+        ct_orig = "-m conntrack --ctstate DNAT --ctorigdstport %s" % port
+        for src in rule.sources or (None,):
+            out["FWD"].append(" ".join(
+                ["-A", fwd] + (["-s", _net(src, rule.family)] if src else []) + ["-d", dest]
+                + _ifaces(rule.in_interface, rule.out_interface)
+                + [match, "--dport", to_port, ct_orig, tag, "-j ACCEPT"]))
+        out["FWD"].append(" ".join(
+            ["-A", fwd, "-s", dest] + _ifaces(rule.out_interface, rule.in_interface)
+            + [match, "--sport", to_port, "-m conntrack --ctstate DNAT --ctdir REPLY", tag, "-j ACCEPT"]))
+        if rule.sources:
+            out["FWD"].append(" ".join(
+                ["-A", fwd, "-d", dest] + _ifaces(rule.in_interface)
+                + [match, "--dport", to_port, ct_orig, tag, "-j REJECT --reject-with", reject]))
+        if rule.masquerade:
+            out["POST"].append(" ".join(
+                ["-A", post, "-d", dest] + _ifaces(None, rule.out_interface)
+                + [match, "--dport", to_port, ct_orig, tag, "-j MASQUERADE"]))
+    return out
+
+
+def parse_save(text):
+    """Parse ``iptables-save -c`` output: ``{table: {"chains": {name: policy}, "rules": [(chain, line, (p, b))]}}``."""
+    tables = {}
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            current = tables.setdefault(line[1:], {"chains": {}, "rules": []})
+            continue
+        if current is None or line == "COMMIT":
+            continue
+        if line.startswith(":"):
+            fields = line[1:].split()
+            current["chains"][fields[0]] = fields[1] if len(fields) > 1 else "-"
+            continue
+        counters = None
+        match = re.match(r"^\[(\d+):(\d+)\]\s+(.*)$", line)
+        if match:
+            counters = (int(match.group(1)), int(match.group(2)))
+            line = match.group(3)
+        fields = line.split(None, 2)
+        if len(fields) >= 2 and fields[0] == "-A":
+            current["rules"].append((fields[1], line, counters))
+    return tables
+
+
+_DNAT_RE = re.compile(
+    r"^-A \S+(?: -i (?P<iif>\S+))? -p (?P<proto>tcp|udp) -m (?:tcp|udp) --dport (?P<port>[0-9:]+) .*"
+    r"-j DNAT --to-destination (?P<dest>\S+)$")
+
+
+def parse_mapping(line, family):
+    """The DNAT mapping of one installed PRE line, or None."""
+    match = _DNAT_RE.match(line)
+    if not match:
+        return None
+    port = tuple(int(p) for p in match.group("port").split(":"))
+    port = (port[0], port[-1])
+    dest = match.group("dest")
+    to_port = port
+    if dest.startswith("["):
+        addr, _sep, rest = dest[1:].partition("]")
+        if rest.startswith(":"):
+            to_port = tuple(int(p) for p in rest[1:].split("-"))
+    elif family == 4 and ":" in dest:
+        addr, _sep, rest = dest.partition(":")
+        to_port = tuple(int(p) for p in rest.split("-"))
+    else:
+        addr = dest
+    to_port = (to_port[0], to_port[-1])
+    return (family, match.group("proto"), match.group("iif"), port, addr, to_port)
+
+
+class IptablesBackend:
+    name = "iptables"
+
+    def __init__(self, runner, which=shutil.which):
+        self.runner = runner
+        self.which = which
+
+    def available(self, family=4):
+        return all(self.which(tool) for tool in TOOLS[family])
+
+    def _scope(self, family, table):
+        return "ipv%d %s" % (family, table)
+
+    def save(self, family):
+        _rc, out, _err = self.runner.run([TOOLS[family][0], "-c"])
+        return parse_save(out)
+
+    def docker_chains(self):
+        """True when Docker's chains exist (IPv4): DOCKER or DOCKER-USER in filter or DOCKER in nat."""
+        if not self.available(4):
+            return False
+        tables = self.save(4)
+        filt = tables.get("filter", {}).get("chains", {})
+        nat = tables.get("nat", {}).get("chains", {})
+        return "DOCKER" in filt or DOCKER_USER in filt or "DOCKER" in nat
+
+    def installed(self, set_name):
+        state = Installed(self.name, set_name)
+        ours = dict((chain_name(set_name, s), (t, s)) for t, s, _h in HOOKS)
+        jump_re = re.compile(r"-j (%s)$" % "|".join(re.escape(c) for c in ours))
+        state.facts["docker_user"] = {}
+        state.facts["families"] = []
+        for family in (4, 6):
+            if not self.available(family):
+                continue
+            state.facts["families"].append(family)
+            tables = self.save(family)
+            state.facts["docker_user"][family] = DOCKER_USER in tables.get("filter", {}).get("chains", {})
+            for table in ("nat", "filter"):
+                data = tables.get(table, {"chains": {}, "rules": []})
+                scope = self._scope(family, table)
+                for chain in ours:
+                    if ours[chain][0] == table and chain in data["chains"]:
+                        state.chains[(scope, chain)] = ""
+                for chain, line, counters in data["rules"]:
+                    if chain in ours:
+                        state.entries.append((scope, chain, line))
+                        state.counters.append(counters)
+                        if ours[chain][1] == "PRE":
+                            mapping = parse_mapping(line, family)
+                            if mapping:
+                                state.mappings.add(mapping)
+                    elif jump_re.search(line):
+                        state.jumps.append((scope, chain, line))
+        return state
+
+    def render(self, set_name, rules, installed=None):
+        desired = Desired(self.name, set_name)
+        docker_user = (installed.facts.get("docker_user", {}) if installed is not None else {})
+        for family in (4, 6):
+            family_rules = [r for r in rules if r.family == family]
+            if not family_rules:
+                continue
+            if not self.available(family):
+                raise WgspError("rules need IPv%d but %s is not installed" % (family, " / ".join(TOOLS[family])))
+            lines = {"PRE": [], "POST": [], "FWD": []}
+            for rule in family_rules:
+                for suffix, rendered in render_rule_lines(set_name, rule).items():
+                    for line in rendered:
+                        if line not in lines[suffix]:
+                            lines[suffix].append(line)
+                desired.mappings.update(rule.mappings())
+            for table, suffix, hook in HOOKS:
+                scope = self._scope(family, table)
+                chain = chain_name(set_name, suffix)
+                desired.chains[(scope, chain)] = ""
+                desired.entries.extend((scope, chain, line) for line in lines[suffix])
+                parent = DOCKER_USER if (suffix == "FWD" and docker_user.get(family)) else hook
+                desired.jumps.append((scope, parent, "-A %s %s -j %s" % (parent, comment(set_name), chain)))
+        return desired
+
+    def plan(self, installed, desired):
+        plan = Plan(self.name, desired.set_name)
+        for family in (4, 6):
+            tables = {}
+            for table in ("nat", "filter"):
+                scope = self._scope(family, table)
+                decl, deletes, appends, inserts, removes = [], [], [], [], []
+                want_chains = [c for (s, c) in desired.chains if s == scope]
+                have_chains = [c for (s, c) in installed.chains if s == scope]
+                for chain in want_chains:
+                    want = [r for (s, c, r) in desired.entries if s == scope and c == chain]
+                    have = [r for (s, c, r) in installed.entries if s == scope and c == chain]
+                    if chain not in have_chains or want != have:
+                        plan.actions.append("%s: %s chain %s (%d rules, was %d)" % (
+                            scope, "write" if chain in have_chains else "create", chain, len(want), len(have)))
+                        decl.append(":%s - [0:0]" % chain)
+                        appends.extend(want)
+                pool = [(c, r) for (s, c, r) in installed.jumps if s == scope]
+                for s, parent, line in desired.jumps:
+                    if s != scope:
+                        continue
+                    if (parent, line) in pool:
+                        pool.remove((parent, line))
+                    else:
+                        plan.actions.append("%s: insert jump %s" % (scope, line.replace("-A ", "", 1)))
+                        inserts.append("-I %s 1 %s" % (parent, line.split(None, 2)[2]))
+                for parent, line in pool:
+                    plan.actions.append("%s: delete jump %s" % (scope, line.replace("-A ", "", 1)))
+                    deletes.append("-D %s %s" % (parent, line.split(None, 2)[2]))
+                for chain in have_chains:
+                    if chain not in want_chains:
+                        plan.actions.append("%s: delete chain %s" % (scope, chain))
+                        decl.append(":%s - [0:0]" % chain)
+                        removes.append("-X %s" % chain)
+                body = decl + deletes + appends + inserts + removes
+                if body:
+                    tables[table] = body
+            if tables:
+                payload = []
+                for table in ("nat", "filter"):
+                    if table in tables:
+                        payload.append("*%s" % table)
+                        payload.extend(tables[table])
+                        payload.append("COMMIT")
+                plan.payloads.append((family, "\n".join(payload) + "\n"))
+        return plan
+
+    def apply(self, plan):
+        """Validate every family's payload, then apply each in one ``*-restore --noflush``."""
+        for family, payload in plan.payloads:
+            self.runner.run([TOOLS[family][1], "-w", "--noflush", "--test"], data=payload)
+        for family, payload in plan.payloads:
+            self.runner.run([TOOLS[family][1], "-w", "--noflush"], data=payload)

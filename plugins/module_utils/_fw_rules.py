@@ -1,0 +1,429 @@
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Forwarding rules of ``wg_dnat``: parsing (structured and compact), validation, normalisation
+and Docker container resolution. No command is run here except the optional ``wg`` listen-port
+probe and the Docker API; both are injected so unit tests can replace them.
+
+A normalised ``Rule`` is backend neutral: one protocol set, one address family, one port range,
+one target. The backends (``_fw_iptables``, ``_fw_nftables``) render it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+import socket
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ValidationError,
+    WgspError,
+    check_address,
+    check_cidr,
+    check_ifname,
+    check_no_control,
+    check_port_range,
+)
+
+SET_NAME_RE = re.compile(r"^[a-z0-9_]{1,12}$")
+CONTAINER_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+PROTOS = {"tcp": ("tcp",), "udp": ("udp",), "both": ("tcp", "udp"), "all": ("tcp", "udp")}
+RULE_KEYS = ("proto", "in_interface", "port", "to_address", "to_container", "to_port",
+             "out_interface", "masquerade", "sources", "log")
+
+
+def check_set_name(value):
+    check_no_control("name", value)
+    if not isinstance(value, str) or not SET_NAME_RE.match(value):
+        raise ValidationError("name", "must be 1-12 characters from a-z 0-9 _ (it names chains and tables), got %r" % (value,))
+    return value
+
+
+def check_proto(field, value):
+    check_no_control(field, value)
+    text = str(value).strip().lower() if value is not None else "tcp"
+    if text not in PROTOS:
+        raise ValidationError(field, "must be one of tcp, udp, both, all (got %r)" % (value,))
+    return PROTOS[text]
+
+
+def format_ports(ports, sep="-"):
+    low, high = ports
+    return str(low) if low == high else "%d%s%d" % (low, sep, high)
+
+
+class Rule:
+    """One normalised forwarding rule (immutable by convention)."""
+
+    __slots__ = ("index", "protos", "family", "in_interface", "port", "to_address", "to_port",
+                 "out_interface", "masquerade", "sources", "log", "container", "network")
+
+    def __init__(self, protos, in_interface, port, to_address, to_port, out_interface=None,
+                 masquerade=False, sources=(), log=False, container=None, network=None, index=None):
+        self.index = index
+        self.protos = tuple(protos)
+        self.in_interface = in_interface
+        self.port = tuple(port)
+        self.to_address = str(to_address)
+        self.family = ipaddress.ip_address(self.to_address).version
+        self.to_port = tuple(to_port)
+        self.out_interface = out_interface
+        self.masquerade = bool(masquerade)
+        self.sources = tuple(sources)
+        self.log = bool(log)
+        self.container = container
+        self.network = network
+
+    def key(self):
+        """Everything that reaches the ruleset (the container name does not)."""
+        return (self.protos, self.family, self.in_interface, self.port, self.to_address, self.to_port,
+                self.out_interface, self.masquerade, self.sources, self.log)
+
+    def mappings(self):
+        """``(family, proto, in_interface, port, to_address, to_port)`` per protocol."""
+        return [(self.family, proto, self.in_interface, self.port, self.to_address, self.to_port)
+                for proto in self.protos]
+
+    def to_dict(self):
+        proto = "both" if len(self.protos) == 2 else self.protos[0]
+        result = {
+            "proto": proto,
+            "family": "ipv%d" % self.family,
+            "in_interface": self.in_interface,
+            "port": self.port[0] if self.port[0] == self.port[1] else format_ports(self.port),
+            "to_address": self.to_address,
+            "to_port": self.to_port[0] if self.to_port[0] == self.to_port[1] else format_ports(self.to_port),
+            "out_interface": self.out_interface,
+            "masquerade": self.masquerade,
+            "sources": list(self.sources),
+            "log": self.log,
+            "to_container": self.container,
+        }
+        if self.container:
+            result["docker_network"] = self.network
+        return result
+
+    def __eq__(self, other):
+        return isinstance(other, Rule) and self.key() == other.key()
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(self.key())
+
+    def __repr__(self):
+        return "Rule(%r)" % (self.to_dict(),)
+
+
+def _split_compact(field, text):
+    """Split on ``:`` but keep a bracketed IPv6 address (``[fd00::2]``) in one piece."""
+    parts = []
+    rest = text
+    while rest:
+        if rest.startswith("["):
+            end = rest.find("]")
+            if end < 0:
+                raise ValidationError(field, "unbalanced '[' in %r" % (text,))
+            parts.append(rest[1:end])
+            rest = rest[end + 1:]
+            if rest and not rest.startswith(":"):
+                raise ValidationError(field, "expected ':' after ']' in %r" % (text,))
+            rest = rest[1:]
+            continue
+        head, sep, rest = rest.partition(":")
+        parts.append(head)
+        if not sep:
+            break
+    return parts
+
+
+def parse_compact(field, text):
+    """Parse the original project's compact forms into a structured rule dict.
+
+    - share form ``name[:proto]:port`` (``WG_DOCKER_ALLOWED_HOSTS``): to_container=name,
+      port=to_port=port;
+    - publish form ``[proto:]public_port:address:port`` (``WG_PUBLIC_PORTS``), address may be
+      ``[ipv6]``.
+    Interfaces, masquerade, sources and log come from the module-level defaults.
+    """
+    check_no_control(field, text)
+    if not isinstance(text, str) or not text.strip():
+        raise ValidationError(field, "must be a non-empty string like 'dummy:tcp:80' or '80:10.7.0.2:80'")
+    text = text.strip()
+    if re.search(r"\s", text):
+        raise ValidationError(field, "must not contain spaces (got %r)" % (text,))
+    parts = _split_compact(field, text)
+    lowered = [p.lower() for p in parts]
+    # publish form: [proto:]port:address:port
+    if len(parts) == 4 and lowered[0] in PROTOS:
+        return {"proto": lowered[0], "port": parts[1], "to_address": parts[2], "to_port": parts[3]}
+    if len(parts) == 3 and lowered[1] not in PROTOS and re.match(r"^[0-9]+(-[0-9]+)?$", parts[0]):
+        return {"proto": "tcp", "port": parts[0], "to_address": parts[1], "to_port": parts[2]}
+    # share form: name[:proto]:port
+    if len(parts) == 3 and lowered[1] in PROTOS:
+        return {"proto": lowered[1], "to_container": parts[0], "port": parts[2]}
+    if len(parts) == 2:
+        return {"proto": "tcp", "to_container": parts[0], "port": parts[1]}
+    raise ValidationError(
+        field,
+        "cannot parse %r: expected 'name[:proto]:port' (share) or '[proto:]public_port:address:port' (publish)" % (text,))
+
+
+class RuleSpec:
+    """A validated rule before container resolution (``to_address`` may still be unknown)."""
+
+    def __init__(self, field, protos, in_interface, port, to_address, container, to_port,
+                 out_interface, masquerade, sources, log):
+        self.field = field
+        self.protos = protos
+        self.in_interface = in_interface
+        self.port = port
+        self.to_address = to_address
+        self.container = container
+        self.to_port = to_port
+        self.out_interface = out_interface
+        self.masquerade = masquerade
+        self.sources = sources
+        self.log = log
+
+
+def _pick(raw, key, defaults):
+    value = raw.get(key)
+    if value is None:
+        value = defaults.get(key)
+    return value
+
+
+def validate_rule(field, raw, defaults):
+    """Validate one structured rule dict (compact strings are parsed first); returns a RuleSpec."""
+    if not isinstance(raw, dict):
+        raise ValidationError(field, "must be a dict or a compact string")
+    unknown = sorted(set(raw) - set(RULE_KEYS))
+    if unknown:
+        raise ValidationError(field, "unknown key(s): %s" % ", ".join(unknown))
+    protos = check_proto(field + ".proto", raw.get("proto") or "tcp")
+    if raw.get("port") is None:
+        raise ValidationError(field + ".port", "is required")
+    port = check_port_range(field + ".port", raw.get("port"))
+    to_port = port
+    if raw.get("to_port") is not None:
+        to_port = check_port_range(field + ".to_port", raw.get("to_port"))
+        if to_port != port and (port[0] != port[1] or to_port[0] != to_port[1]):
+            raise ValidationError(
+                field + ".to_port",
+                "a port range can only be forwarded to the same ports (port %s, to_port %s): omit to_port"
+                % (format_ports(port), format_ports(to_port)))
+    address = raw.get("to_address")
+    container = raw.get("to_container")
+    if (address is None) == (container is None):
+        raise ValidationError(field, "needs exactly one of to_address or to_container")
+    if address is not None:
+        address = check_address(field + ".to_address", address)
+        if address.is_unspecified or address.is_multicast:
+            raise ValidationError(field + ".to_address", "must be a unicast address (got %s)" % address)
+        address = str(address)
+    else:
+        check_no_control(field + ".to_container", container)
+        if not isinstance(container, str) or not CONTAINER_RE.match(container):
+            raise ValidationError(field + ".to_container",
+                                  "is not a valid container name (got %r)" % (container,))
+    in_if = _pick(raw, "in_interface", defaults)
+    if in_if is not None:
+        in_if = check_ifname(field + ".in_interface", in_if)
+    out_if = _pick(raw, "out_interface", defaults)
+    if out_if is not None:
+        out_if = check_ifname(field + ".out_interface", out_if)
+    sources_raw = _pick(raw, "sources", defaults) or []
+    if isinstance(sources_raw, str):
+        sources_raw = [sources_raw]
+    sources = []
+    for i, src in enumerate(sources_raw):
+        net = check_cidr("%s.sources[%d]" % (field, i), src)
+        text = str(net.network)
+        if text not in sources:
+            sources.append(text)
+    masquerade = bool(_pick(raw, "masquerade", defaults))
+    log = bool(_pick(raw, "log", defaults))
+    return RuleSpec(field, protos, in_if, port, address, container, to_port, out_if, masquerade,
+                    tuple(sources), log)
+
+
+def build_rule(spec, address, network=None, index=None):
+    """Turn a RuleSpec plus its resolved address into a Rule, checking the address family."""
+    family = ipaddress.ip_address(address).version
+    for i, src in enumerate(spec.sources):
+        if ipaddress.ip_network(src).version != family:
+            raise ValidationError(
+                "%s.sources[%d]" % (spec.field, i),
+                "%s is IPv%d but the target %s is IPv%d" % (src, ipaddress.ip_network(src).version, address, family))
+    return Rule(spec.protos, spec.in_interface, spec.port, address, spec.to_port, spec.out_interface,
+                spec.masquerade, spec.sources, spec.log, container=spec.container, network=network,
+                index=index)
+
+
+def check_protected(specs, protect_ports, listen_ports):
+    """Refuse UDP rules whose matched port covers a WireGuard listen port (the tunnel would break).
+
+    ``protect_ports``: ports given by the user; ``listen_ports``: ``{ifname: port}`` detected.
+    A rule with ``in_interface`` is checked against the protected ports and the listen ports of
+    every WireGuard interface (the tunnel's packets arrive on the underlay, not on ``wg0``).
+    """
+    protected = set(int(p) for p in protect_ports or ())
+    protected.update(int(p) for p in (listen_ports or {}).values() if p)
+    for spec in specs:
+        if "udp" not in spec.protos:
+            continue
+        for port in sorted(protected):
+            if spec.port[0] <= port <= spec.port[1]:
+                owners = [name for name, lp in sorted((listen_ports or {}).items()) if lp == port]
+                why = ("the WireGuard listen port of %s" % ", ".join(owners)) if owners else "a protected port (protect_ports)"
+                raise ValidationError(
+                    spec.field + ".port",
+                    "%s/udp would forward %d, %s; refusing to break the tunnel" % (format_ports(spec.port), port, why))
+
+
+def check_conflicts(rules):
+    """Two rules that match the same packets with different targets are an error."""
+    seen = []
+    for rule in rules:
+        for other in seen:
+            if other.family != rule.family or other.in_interface != rule.in_interface:
+                continue
+            if not set(other.protos) & set(rule.protos):
+                continue
+            if other.port[1] < rule.port[0] or rule.port[1] < other.port[0]:
+                continue
+            if other.key() == rule.key():
+                continue  # an exact duplicate is harmless, it is rendered once
+            raise ValidationError(
+                _field_of(rule),
+                "port %s overlaps %s (port %s) on the same interface and protocol" % (
+                    format_ports(rule.port), _field_of(other), format_ports(other.port)))
+        seen.append(rule)
+
+
+def _field_of(rule):
+    return rule.index if isinstance(rule.index, str) else "rules[%s]" % rule.index
+
+
+def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None,
+              resolver=None):
+    """Validate everything, resolve containers and return the ordered, de-duplicated rule list.
+
+    ``resolver(container_name) -> (address, network)`` is only called when a rule uses
+    ``to_container`` (after all other validation passed, so bad input never reaches Docker).
+    """
+    defaults = defaults or {}
+    specs = []
+    for i, raw in enumerate(rules or []):
+        specs.append(validate_rule("rules[%d]" % i, raw, defaults))
+    for i, text in enumerate(compact_rules or []):
+        field = "compact_rules[%d]" % i
+        specs.append(validate_rule(field, parse_compact(field, text), defaults))
+    check_protected(specs, protect_ports, listen_ports)
+    result = []
+    for spec in specs:
+        if spec.container is not None:
+            if resolver is None:
+                raise WgspError("%s: to_container needs the Docker API, but no resolver is available" % spec.field)
+            address, network = resolver(spec.container)
+        else:
+            address, network = spec.to_address, None
+        rule = build_rule(spec, address, network, index=spec.field)
+        if rule not in result:
+            result.append(rule)
+    check_conflicts(result)
+    return result
+
+
+def listen_ports_from_wg(runner):
+    """``{ifname: listen_port}`` of all WireGuard interfaces (kernel or wireguard-go), via ``wg``."""
+    try:
+        rc, out, _err = runner.run(["wg", "show", "all", "listen-port"], check=False)
+    except WgspError:
+        return {}
+    if rc != 0:
+        return {}
+    ports = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[1].isdigit() and int(fields[1]) > 0:
+            ports[fields[0]] = int(fields[1])
+    return ports
+
+
+class DockerResolver:
+    """Resolve container names to addresses through the Docker API (``docker`` SDK).
+
+    ``client``: a ``docker.DockerClient`` (or a fake in tests). ``network``: the Docker network to
+    take the address from; without it the container must have exactly one network. When the
+    container is not known to Docker the name is tried in DNS (``socket.getaddrinfo``) before
+    failing with the list of existing containers.
+    """
+
+    def __init__(self, client, network=None, not_found=(), getaddrinfo=None):
+        self.client = client
+        self.network = network
+        self.not_found = tuple(not_found) or (KeyError,)
+        self.getaddrinfo = getaddrinfo or socket.getaddrinfo
+        self.cache = {}
+
+    def _names(self):
+        try:
+            return sorted(c.name for c in self.client.containers.list(all=True))
+        except Exception:  # noqa: BLE001 - only used to enrich an error message
+            return []
+
+    def _dns(self, name):
+        try:
+            infos = self.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+        except (socket.gaierror, OSError, UnicodeError):
+            return None
+        addrs = [info[4][0] for info in infos]
+        v4 = [a for a in addrs if ":" not in a]
+        return (v4 or addrs or [None])[0]
+
+    def __call__(self, name):
+        if name in self.cache:
+            return self.cache[name]
+        try:
+            container = self.client.containers.get(name)
+        except self.not_found:
+            address = self._dns(name)
+            if address:
+                self.cache[name] = (address, None)
+                return self.cache[name]
+            names = self._names()
+            raise WgspError(
+                "to_container: no container named %r (not in Docker, not in DNS); existing containers: %s"
+                % (name, ", ".join(names) if names else "(none)"),
+                containers=names)
+        networks = ((container.attrs or {}).get("NetworkSettings") or {}).get("Networks") or {}
+        if self.network:
+            if self.network not in networks:
+                raise WgspError(
+                    "to_container: container %r is not on docker_network %r (it is on: %s)"
+                    % (name, self.network, ", ".join(sorted(networks)) or "no network"))
+            net_name = self.network
+        elif len(networks) == 1:
+            net_name = list(networks)[0]
+        elif not networks:
+            net_name = None
+        else:
+            raise WgspError(
+                "to_container: container %r is on several networks (%s); set docker_network"
+                % (name, ", ".join(sorted(networks))))
+        address = None
+        if net_name is not None:
+            info = networks[net_name] or {}
+            address = info.get("IPAddress") or info.get("GlobalIPv6Address")
+        if not address:
+            address = self._dns(name)
+        if not address:
+            raise WgspError("to_container: container %r has no address on %s (is it running?)"
+                            % (name, net_name or "any network"))
+        self.cache[name] = (address, net_name)
+        return self.cache[name]

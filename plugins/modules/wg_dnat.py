@@ -1,0 +1,352 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wg_dnat
+short_description: Owned, atomic DNAT/forwarding rule sets for the WireGuard service proxy
+version_added: 0.1.0
+description:
+  - Manages one named set of port-forwarding rules as a whole. After the call the set holds exactly
+    the listed rules and nothing outside the set was touched.
+  - Each rule DNATs a port (or port range) arriving on an interface to an address (or a Docker
+    container resolved through the Docker API), accepts exactly that forwarded traffic (and its
+    replies) in the forward path, optionally restricted to O(sources), optionally MASQUERADEs it and
+    logs new connections.
+  - "On a share client: C(wg0:80 -> container). On a proxy client: C(eth0:80 -> 10.7.0.2:80 via wg0)
+    with O(masquerade=true) so replies return through the tunnel."
+  - "iptables backend: chains C(WGSP-<NAME>-PRE) (nat), C(WGSP-<NAME>-POST) (nat) and
+    C(WGSP-<NAME>-FWD) (filter), each reached by one jump from PREROUTING, POSTROUTING and FORWARD
+    (from DOCKER-USER when that chain exists, so Docker's FORWARD DROP policy does not drop the
+    traffic), inserted only when missing. Every rule carries the comment C(wgsp:<name>).
+    The complete chains are rendered, compared with C(iptables-save) and changed in one
+    C(iptables-restore --noflush) transaction per address family (IPv4 and IPv6 are two
+    transactions: C(iptables-restore) and C(ip6tables-restore)), after C(--test) validated both."
+  - "nftables backend: one table C(inet wgsp_<name>), replaced in one C(nft -f) transaction after
+    C(nft -c) validated it. An accept in this table cannot override a drop in another table."
+  - After a rule's target changed or a rule was removed, the conntrack entries of the old mapping are
+    deleted (C(conntrack -D)), so existing UDP flows do not keep the old target.
+  - "Migration from the original project's C(.env) files: C(WG_DOCKER_ALLOWED_HOSTS) entries
+    (C(name[:proto]:port)) go to O(compact_rules) with O(in_interface=wg0); C(WG_PUBLIC_PORTS)
+    entries (C(public_port:wg_ip:port)) go to O(compact_rules) with O(in_interface) set to the public
+    interface, O(out_interface=wg0) and O(masquerade=true); C(WG_PUBLIC_ALLOWED_CIDR) becomes
+    O(sources) (it now filters the forwarded traffic, not INPUT); C(WG_LOG_PUBLIC_ACCESS) becomes
+    O(log); C(WG_DOCKER_NETWORK) becomes O(docker_network)."
+author:
+  - wgsp.service_proxy contributors
+requirements:
+  - iptables (C(iptables-save), C(iptables-restore); C(ip6tables-*) for IPv6 rules) or nftables (C(nft))
+  - conntrack (optional, to delete stale flows)
+  - the C(docker) Python SDK, only when a rule uses O(rules[].to_container) or a compact share entry
+attributes:
+  check_mode:
+    support: full
+    description: Reports the plan (O(ignore:plan)) and changes nothing.
+  diff_mode:
+    support: full
+    description: Before/after lines of the set's rules and jumps.
+  platform:
+    support: full
+    platforms: linux
+options:
+  name:
+    description:
+      - Name of the rule set, 1-12 characters from C(a-z 0-9 _). It names the chains and the table.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes the set contain exactly the given rules; V(absent) removes every chain, jump
+        and table of the set.
+    type: str
+    choices: [present, absent]
+    default: present
+  backend:
+    description:
+      - V(auto) uses iptables when Docker's chains (C(DOCKER), C(DOCKER-USER)) exist or C(nft) is
+        missing, else nftables. Leftovers of the same set under the other backend are removed.
+    type: str
+    choices: [auto, iptables, nftables]
+    default: auto
+  rules:
+    description:
+      - The rules of the set (structured form). Unset keys take the module-level defaults
+        O(in_interface), O(out_interface), O(masquerade), O(sources), O(log).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      proto:
+        description: Protocol; V(both) and V(all) mean TCP and UDP.
+        type: str
+        choices: [tcp, udp, both, all]
+        default: tcp
+      in_interface:
+        description: Interface the traffic arrives on (e.g. C(wg0) on a share client, C(eth0) on a proxy).
+        type: str
+      port:
+        description: Port matched on arrival, V(N) or a range V(N-M).
+        type: raw
+        required: true
+      to_address:
+        description: IPv4 or IPv6 address to forward to. Mutually exclusive with O(rules[].to_container).
+        type: str
+      to_container:
+        description:
+          - Docker container name, resolved to its address through the Docker API on O(docker_network)
+            (or on the container's only network), falling back to DNS.
+        type: str
+      to_port:
+        description: Port to forward to; defaults to O(rules[].port). A range can only map to itself.
+        type: raw
+      out_interface:
+        description: Interface the forwarded traffic leaves on (e.g. C(wg0) on a proxy).
+        type: str
+      masquerade:
+        description: Rewrite the source of the forwarded traffic (replies then return through this host).
+        type: bool
+      sources:
+        description: Source CIDRs allowed to use the rule; others are rejected in the forward path. Empty = anyone.
+        type: list
+        elements: str
+      log:
+        description: Log new connections (kernel log, prefix C(wgsp-<name>)).
+        type: bool
+  compact_rules:
+    description:
+      - Rules in the original project's compact forms, for copy-paste migration.
+      - "Share form C(name[:proto]:port) (C(WG_DOCKER_ALLOWED_HOSTS)): forward O(in_interface)'s port to the
+        same port of container C(name); proto C(tcp) (default), C(udp), C(both) or C(all)."
+      - "Publish form C([proto:]public_port:address:port) (C(WG_PUBLIC_PORTS)), address may be C([ipv6])."
+      - Interfaces, masquerade, sources and log come from the module-level defaults.
+    type: list
+    elements: str
+    default: []
+  in_interface:
+    description: Default O(rules[].in_interface). Unset = any interface.
+    type: str
+  out_interface:
+    description: Default O(rules[].out_interface). Unset = any interface.
+    type: str
+  masquerade:
+    description: Default O(rules[].masquerade).
+    type: bool
+    default: false
+  sources:
+    description: Default O(rules[].sources) (C(WG_PUBLIC_ALLOWED_CIDR)).
+    type: list
+    elements: str
+    default: []
+  log:
+    description: Default O(rules[].log).
+    type: bool
+    default: false
+  protect_ports:
+    description:
+      - UDP ports no rule may forward. The listen ports of all local WireGuard interfaces (C(wg show all
+        listen-port), kernel or wireguard-go) are always protected, so a rule cannot steal the tunnel's
+        own packets.
+    type: list
+    elements: int
+    default: []
+  docker_network:
+    description: Docker network to take a container's address from (C(WG_DOCKER_NETWORK)).
+    type: str
+  docker_host:
+    description: Docker daemon URL; default from C(DOCKER_HOST) or the local socket.
+    type: str
+  flush_conntrack:
+    description: Delete conntrack entries of mappings whose target changed or that were removed.
+    type: bool
+    default: true
+notes:
+  - The module never touches rules outside its own chains/table, and only inserts or deletes its own jumps.
+  - Two rules matching the same port, protocol and interface are refused as a conflict.
+seealso:
+  - module: wgsp.service_proxy.wg_route
+"""
+
+EXAMPLES = r"""
+- name: Share client, expose containers on the tunnel address (WG_DOCKER_ALLOWED_HOSTS=dummy:tcp:80,dns:udp:53)
+  wgsp.service_proxy.wg_dnat:
+    name: share
+    in_interface: wg0
+    docker_network: services
+    compact_rules:
+      - dummy:tcp:80
+      - dns:udp:53
+
+- name: Proxy client, publish ports through the tunnel to the share client (WG_PUBLIC_PORTS=80:10.7.0.2:80)
+  wgsp.service_proxy.wg_dnat:
+    name: public
+    in_interface: eth0
+    out_interface: wg0
+    masquerade: true
+    sources: [203.0.113.0/24]
+    rules:
+      - {port: 80, to_address: 10.7.0.2}
+      - {proto: udp, port: 5000-5010, to_address: 10.7.0.2}
+      - {proto: both, port: 8443, to_address: "fd00:7::2", to_port: 443, sources: ["2001:db8::/32"]}
+
+- name: Remove the set (chains, jumps, table)
+  wgsp.service_proxy.wg_dnat:
+    name: public
+    state: absent
+"""
+
+RETURN = r"""
+backend:
+  description: The backend used.
+  returned: always
+  type: str
+  sample: iptables
+rules:
+  description: The normalised rules, with containers resolved to the address they resolved to.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {proto: tcp, family: ipv4, in_interface: wg0, port: 80, to_address: 172.18.0.2, to_port: 80,
+       out_interface: null, masquerade: false, sources: [], log: false, to_container: dummy,
+       docker_network: services}
+plan:
+  description: The changes made (or, in check mode, that would be made).
+  returned: always
+  type: list
+  elements: str
+  sample: ["ipv4 nat: create chain WGSP-PUBLIC-PRE (1 rules, was 0)"]
+stale:
+  description: DNAT mappings that were removed or retargeted (their conntrack entries were deleted).
+  returned: always
+  type: list
+  elements: raw
+conntrack:
+  description: The C(conntrack -D) commands run.
+  returned: always
+  type: list
+  elements: list
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
+    CommandRunner,
+    WgspError,
+    fail_from_error,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (  # noqa: E402
+    DockerResolver,
+    check_set_name,
+    listen_ports_from_wg,
+    normalise,
+    parse_compact,
+)
+
+try:
+    import docker  # noqa: E402
+    from docker.errors import NotFound as DockerNotFound  # noqa: E402
+    HAS_DOCKER = True
+    DOCKER_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the host
+    HAS_DOCKER = False
+    DOCKER_IMPORT_ERROR = exc
+
+RULE_OPTIONS = dict(
+    proto=dict(type="str", choices=["tcp", "udp", "both", "all"], default="tcp"),
+    in_interface=dict(type="str"),
+    port=dict(type="raw", required=True),
+    to_address=dict(type="str"),
+    to_container=dict(type="str"),
+    to_port=dict(type="raw"),
+    out_interface=dict(type="str"),
+    masquerade=dict(type="bool"),
+    sources=dict(type="list", elements="str"),
+    log=dict(type="bool"),
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    backend=dict(type="str", choices=["auto", "iptables", "nftables"], default="auto"),
+    rules=dict(type="list", elements="dict", default=[], options=RULE_OPTIONS,
+               mutually_exclusive=[["to_address", "to_container"]],
+               required_one_of=[["to_address", "to_container"]]),
+    compact_rules=dict(type="list", elements="str", default=[]),
+    in_interface=dict(type="str"),
+    out_interface=dict(type="str"),
+    masquerade=dict(type="bool", default=False),
+    sources=dict(type="list", elements="str", default=[]),
+    log=dict(type="bool", default=False),
+    protect_ports=dict(type="list", elements="int", default=[]),
+    docker_network=dict(type="str"),
+    docker_host=dict(type="str"),
+    flush_conntrack=dict(type="bool", default=True),
+)
+
+
+def _needs_docker(params):
+    if any(rule.get("to_container") for rule in params["rules"]):
+        return True
+    for i, text in enumerate(params["compact_rules"]):
+        if "to_container" in parse_compact("compact_rules[%d]" % i, text):
+            return True
+    return False
+
+
+def _resolver(module, params):
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker (Python SDK)"), exception=str(DOCKER_IMPORT_ERROR))
+    try:
+        client = (docker.DockerClient(base_url=params["docker_host"]) if params["docker_host"]
+                  else docker.from_env())
+    except Exception as exc:  # noqa: BLE001 - the SDK raises several types
+        raise WgspError("to_container: cannot reach the Docker API: %s" % exc)
+    return DockerResolver(client, network=params["docker_network"], not_found=(DockerNotFound,))
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    runner = CommandRunner(module)
+    try:
+        check_set_name(params["name"])
+        defaults = dict((key, params[key]) for key in ("in_interface", "out_interface", "masquerade", "sources", "log"))
+        rules = []
+        if params["state"] == "present":
+            rules_in = [dict((k, v) for k, v in rule.items() if v is not None) for rule in params["rules"]]
+            resolver = _resolver(module, params) if _needs_docker(params) else None
+            rules = normalise(rules_in, params["compact_rules"], defaults, params["protect_ports"],
+                              listen_ports_from_wg(runner), resolver)
+        ruleset = RuleSet(runner, params["name"], params["backend"])
+        result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
+                             conntrack=params["flush_conntrack"])
+    except WgspError as exc:
+        fail_from_error(module, exc)
+    output = dict(
+        changed=result["changed"],
+        backend=result["backend"],
+        rules=[rule.to_dict() for rule in rules],
+        plan=result["plan"],
+        stale=[list(m) for m in result["stale"]],
+        conntrack=result["conntrack"],
+        applied=result["applied"],
+    )
+    if module._diff:
+        output["diff"] = dict(
+            before_header="%s set %s (installed)" % (result["backend"], params["name"]),
+            after_header="%s set %s (desired)" % (result["backend"], params["name"]),
+            before="".join(line + "\n" for line in result["before"]),
+            after="".join(line + "\n" for line in result["after"]),
+        )
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()
