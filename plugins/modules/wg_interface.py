@@ -1,0 +1,369 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wg_interface
+short_description: Idempotent WireGuard interfaces and peers (kernel or wireguard-go)
+version_added: 0.1.0
+description:
+  - Creates, updates and removes one WireGuard interface with its keys, addresses and peers.
+  - Works in one pipeline - read the current state, normalise it, compute the difference, stop there
+    in check mode, apply only the difference, read the result back. C(changed) means the difference was
+    not empty; an unchanged run sends no set request to the device at all, so established sessions
+    are never disturbed.
+  - Changes are minimal. Adding, changing or removing one peer touches only that peer, and an
+    unchanged O(listen_port) is never sent again (wireguard-go would rebind its socket).
+  - Two backends are chosen at run time. C(kernel) uses the Linux WireGuard module through netlink
+    (pyroute2 C(IPRoute) for the link and C(WireGuard) generic netlink for keys and peers).
+    C(userspace) starts C(wireguard-go) for the interface when it is not running and speaks its UAPI
+    control socket C(/var/run/wireguard/<name>.sock) directly.
+  - Private and preshared keys never appear in results, diffs, warnings, errors or any process's
+    command line (key generation and public key derivation are done in Python on the managed host).
+options:
+  name:
+    description:
+      - Interface name, 1-15 characters from C(a-z A-Z 0-9 _ = + . -).
+    type: str
+    required: true
+  state:
+    description:
+      - C(present) creates or updates the interface.
+      - C(absent) deletes the interface, stops its C(wireguard-go) process (by PID) and removes the
+        persisted C(/etc/wireguard/<name>.conf). The private key file is kept unless O(remove_key=true).
+    type: str
+    choices: [present, absent]
+    default: present
+  backend:
+    description:
+      - C(auto) keeps the backend of an existing interface (link kind C(wireguard) is the kernel,
+        C(tun) is wireguard-go). For a new interface it uses the kernel when C(/sys/module/wireguard)
+        exists or C(modprobe wireguard) succeeds (not tried in check mode), else C(userspace).
+      - Asking for a backend other than the one an existing interface uses is an error; remove the
+        interface first to switch.
+    type: str
+    choices: [auto, kernel, userspace]
+    default: auto
+  addresses:
+    description:
+      - Addresses of the interface as CIDRs, IPv4 and IPv6 (for example C(10.7.0.1/24), C(fd07::1/64)).
+      - When given, the list is exclusive - other addresses are removed (kernel-made IPv6 link-local
+        addresses are never touched). When omitted, addresses are not managed.
+    type: list
+    elements: str
+  listen_port:
+    description:
+      - UDP port to listen on (1-65535). When omitted, the port is not managed (a new interface gets a
+        random one). Sent only when it differs from the current port.
+    type: int
+  mtu:
+    description:
+      - MTU of the interface. When omitted, it is not managed (WireGuard's default is 1420).
+    type: int
+  fwmark:
+    description:
+      - Firewall mark for the tunnel's own packets, C(0) for none. When omitted, it is not managed.
+    type: int
+  private_key:
+    description:
+      - The interface's private key (base64). Mutually exclusive with O(private_key_path).
+      - Prefer O(private_key_path) and let the module generate the key on the host.
+    type: str
+  private_key_path:
+    description:
+      - File holding the private key. Defaults to C(/etc/wireguard/<name>.key).
+      - When the file does not exist, a new key is generated on the managed host and written there
+        0600 (a missing directory is created 0700) with an atomic rename. If the interface already
+        has a private key, that key is written to the file instead, so a hand-made tunnel keeps its
+        identity. Nothing is generated or written in check mode.
+    type: path
+  remove_key:
+    description:
+      - With O(state=absent), also delete the private key file.
+    type: bool
+    default: false
+  peers:
+    description:
+      - The peers. Each listed peer is fully declared - fields left out mean no preshared key, no
+        allowed IPs and no persistent keepalive. An endpoint cannot be unset on WireGuard; an omitted
+        endpoint is left as the device has it (roaming peers keep working).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      public_key:
+        description: The peer's public key (base64).
+        type: str
+        required: true
+      preshared_key:
+        description: Preshared key (base64). Mutually exclusive with O(peers[].preshared_key_path).
+        type: str
+      preshared_key_path:
+        description: File holding the preshared key on the managed host.
+        type: path
+      endpoint:
+        description:
+          - C(host:port) or C([ipv6]:port). A host name is resolved on the managed host and compared
+            with the device's endpoint after resolution.
+        type: str
+      allowed_ips:
+        description:
+          - Networks routed to this peer, normalised (host bits cleared, sorted). An allowed IP can
+            belong to one peer only.
+        type: list
+        elements: str
+        default: []
+      persistent_keepalive:
+        description: Keepalive interval in seconds, C(0) to disable.
+        type: int
+        default: 0
+  exclusive_peers:
+    description:
+      - Remove peers that are on the interface but not in O(peers).
+    type: bool
+    default: true
+  persist:
+    description:
+      - Also write C(/etc/wireguard/<name>.conf) (0600, atomic, rewritten only when its content
+        changes), a wg-quick file that reproduces this state so that C(wg-quick up <name>) or the
+        C(wg-quick@<name>) unit restores it after a reboot.
+      - With O(exclusive_peers=false) the file also lists the peers that are kept unlisted.
+      - With C(false) an existing file is left alone.
+    type: bool
+    default: true
+  table:
+    description:
+      - C(Table) setting of the persisted file. The default C(off) stops wg-quick from adding routes
+        for the allowed IPs (routes are managed by the C(wg_route) module).
+    type: str
+    default: "off"
+  post_up:
+    description:
+      - Commands written as C(PostUp) lines of the persisted file (for example to re-apply firewall
+        rule sets at boot). Must not contain newlines or control characters.
+    type: list
+    elements: str
+    default: []
+  pre_down:
+    description:
+      - Commands written as C(PreDown) lines of the persisted file.
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+    description: Reports the planned changes and creates nothing (no interface, no key file, no process).
+  diff_mode:
+    support: full
+    description:
+      - Before/after of addresses, ports, MTU, peers and files. The private key is shown as its public
+        key; preshared keys as C(<preshared key set>) or C(<preshared key changed>).
+  platform:
+    support: full
+    platforms: linux
+requirements:
+  - python >= 3.8 on the managed host
+  - pyroute2 (C(IPRoute) for links and addresses; 0.7.2 from Debian 12 is enough for the userspace backend)
+  - pyroute2 >= 0.9.3 for the kernel backend (earlier releases send wrong peer flags; they are refused)
+  - the WireGuard kernel module, or C(wireguard-go) for the userspace backend
+notes:
+  - Inputs are validated before anything is touched; errors name the option and the problem and never
+    echo a key.
+  - The collection's integration tests run on hosts without the WireGuard kernel module, so they
+    exercise the userspace backend (real C(wireguard-go) in network namespaces). The kernel backend is
+    unit-tested at the netlink boundary (the requests and flags sent through pyroute2); a qemu VM test
+    layer with a real WireGuard kernel module is planned.
+  - Routes for the allowed IPs are not added; use the C(wg_route) module.
+seealso:
+  - name: WireGuard cross-platform userspace API
+    description: The UAPI protocol the userspace backend speaks.
+    link: https://www.wireguard.com/xplatform/
+author:
+  - wgsp.service_proxy contributors
+"""
+
+EXAMPLES = r"""
+- name: Hub interface, key generated on the hub, two clients
+  wgsp.service_proxy.wg_interface:
+    name: wg0
+    addresses: [10.7.0.1/24]
+    listen_port: 51820
+    peers:
+      - public_key: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+        allowed_ips: [10.7.0.2/32]
+      - public_key: "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="
+        preshared_key_path: /etc/wireguard/wg0-share1.psk
+        allowed_ips: [10.7.0.3/32]
+
+- name: Client interface pointing at the hub, re-applying a firewall set at boot
+  wgsp.service_proxy.wg_interface:
+    name: wg0
+    addresses: [10.7.0.2/32]
+    post_up:
+      - nft -f /etc/wg-service-proxy/ruleset.nft
+    peers:
+      - public_key: "{{ hostvars['hub'].wg_public_key }}"
+        endpoint: hub.example.net:51820
+        allowed_ips: [10.7.0.0/24]
+        persistent_keepalive: 25
+  register: wg
+
+- name: Publish this host's public key
+  ansible.builtin.set_fact:
+    wg_public_key: "{{ wg.public_key }}"
+
+- name: Remove the interface, its daemon, its wg-quick file and its key
+  wgsp.service_proxy.wg_interface:
+    name: wg0
+    state: absent
+    remove_key: true
+"""
+
+RETURN = r"""
+interface:
+  description: The interface name.
+  returned: always
+  type: str
+  sample: wg0
+backend:
+  description: The backend that manages the interface (C(kernel) or C(userspace)); null when absent.
+  returned: always
+  type: str
+  sample: userspace
+public_key:
+  description: The interface's public key. Null in check mode when the key is still to be generated.
+  returned: always
+  type: str
+  sample: "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+listen_port:
+  description: The UDP port the interface listens on (planned value in check mode).
+  returned: when O(state=present)
+  type: int
+  sample: 51820
+addresses:
+  description: The interface's addresses (kernel IPv6 link-local addresses left out).
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [10.7.0.1/24]
+mtu:
+  description: The interface's MTU.
+  returned: when O(state=present)
+  type: int
+  sample: 1420
+fwmark:
+  description: The firewall mark, 0 for none.
+  returned: when O(state=present)
+  type: int
+  sample: 0
+peers:
+  description: The peers as the device reports them after the run - no keys but the public ones.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    public_key:
+      description: The peer's public key.
+      type: str
+    endpoint:
+      description: The endpoint as C(ip:port), null when none is known.
+      type: str
+    allowed_ips:
+      description: Allowed IPs, sorted.
+      type: list
+      elements: str
+    persistent_keepalive:
+      description: Keepalive interval, 0 when off.
+      type: int
+  sample:
+    - public_key: "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0="
+      endpoint: "192.0.2.1:51820"
+      allowed_ips: [10.7.0.0/24]
+      persistent_keepalive: 25
+actions:
+  description: The planned changes in words (empty when nothing changed). Never holds a secret.
+  returned: always
+  type: list
+  elements: str
+  sample: ["add peer TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0= (allowed_ips)"]
+set_requests:
+  description:
+    - How many set requests were sent to the device (UAPI C(set=1) transactions or netlink
+      C(WG_CMD_SET_DEVICE) messages). 0 when nothing changed.
+  returned: always
+  type: int
+  sample: 1
+config_path:
+  description: The persisted wg-quick file, null with O(persist=false).
+  returned: when O(state=present)
+  type: str
+  sample: /etc/wireguard/wg0.conf
+key_path:
+  description: The private key file in use, null when O(private_key) was given.
+  returned: when O(state=present)
+  type: str
+  sample: /etc/wireguard/wg0.key
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandRunner, WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_interface import WgInterface
+
+
+def argument_spec():
+    peer_options = dict(
+        public_key=dict(type="str", required=True, no_log=False),
+        preshared_key=dict(type="str", no_log=True),
+        preshared_key_path=dict(type="path", no_log=False),
+        endpoint=dict(type="str"),
+        allowed_ips=dict(type="list", elements="str", default=[]),
+        persistent_keepalive=dict(type="int", default=0),
+    )
+    return dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        backend=dict(type="str", choices=["auto", "kernel", "userspace"], default="auto"),
+        addresses=dict(type="list", elements="str"),
+        listen_port=dict(type="int"),
+        mtu=dict(type="int"),
+        fwmark=dict(type="int"),
+        private_key=dict(type="str", no_log=True),
+        private_key_path=dict(type="path", no_log=False),
+        remove_key=dict(type="bool", default=False, no_log=False),
+        peers=dict(type="list", elements="dict", default=[], options=peer_options,
+                   mutually_exclusive=[["preshared_key", "preshared_key_path"]]),
+        exclusive_peers=dict(type="bool", default=True),
+        persist=dict(type="bool", default=True),
+        table=dict(type="str", default="off"),
+        post_up=dict(type="list", elements="str", default=[]),
+        pre_down=dict(type="list", elements="str", default=[]),
+    )
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=[["private_key", "private_key_path"]],
+        supports_check_mode=True,
+    )
+    if not netlink.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+    try:
+        result = WgInterface(module.params, check_mode=module.check_mode, want_diff=module._diff,
+                             runner=CommandRunner(module)).run()
+    except WgspError as exc:
+        fail_from_error(module, exc)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
