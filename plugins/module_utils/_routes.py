@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routes of ``wg_route`` through pyroute2's ``IPRoute`` (stable API only: ``link_lookup``,
+``get_routes``, ``route('replace'|'del')``; works with pyroute2 0.7.2 and 0.9.x).
+
+The module marks its routes with its own routing protocol number (``proto``, default
+``ROUTE_PROTO`` = 87, not assigned in ``/etc/iproute2/rt_protos``; ``ip route`` shows
+``proto 87``). Only routes carrying that number on the managed interface are ever deleted.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import socket
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ValidationError,
+    WgspError,
+    check_address,
+    check_cidr,
+    check_ifname,
+    check_int,
+    check_no_control,
+)
+
+ROUTE_PROTO = 87
+TABLE_NAMES = {"main": 254, "local": 255, "default": 253}
+MAIN = 254
+V6_DEFAULT_METRIC = 1024
+
+
+class Route:
+    __slots__ = ("family", "dest", "table", "metric", "gateway", "oif", "ifname", "proto")
+
+    def __init__(self, dest, table=MAIN, metric=None, gateway=None, oif=None, ifname=None, proto=None):
+        net = ipaddress.ip_network(dest)
+        self.family = net.version
+        self.dest = str(net)
+        self.table = int(table)
+        if metric is None:
+            metric = V6_DEFAULT_METRIC if self.family == 6 else 0
+        self.metric = int(metric)
+        self.gateway = str(gateway) if gateway else None
+        self.oif = oif
+        self.ifname = ifname
+        self.proto = proto
+
+    def key(self):
+        """The kernel's identity of a route: family, destination, table, metric."""
+        return (self.family, self.dest, self.table, self.metric)
+
+    def same_path(self, other):
+        return self.oif == other.oif and self.gateway == other.gateway
+
+    def to_dict(self):
+        return {"dest": self.dest, "interface": self.ifname, "table": self.table, "metric": self.metric,
+                "gateway": self.gateway, "family": "ipv%d" % self.family}
+
+    def render(self):
+        text = "%s%s dev %s table %d metric %d" % (
+            self.dest, (" via %s" % self.gateway) if self.gateway else "", self.ifname, self.table, self.metric)
+        if self.proto is not None:
+            text += " proto %d" % self.proto
+        return text
+
+
+def check_table(field, value):
+    if value is None:
+        return MAIN
+    text = check_no_control(field, value)
+    if isinstance(value, str) and value.strip().lower() in TABLE_NAMES:
+        return TABLE_NAMES[value.strip().lower()]
+    number = check_int(field, text if isinstance(value, str) else value, 1, 4294967295)
+    if number in (0, 255):
+        raise ValidationError(field, "table %d is reserved (local/unspec)" % number)
+    return number
+
+
+def normalise_routes(routes, interface, default_table=None, default_metric=None):
+    """Validate the route list; returns Route objects (ifname set, oif not yet resolved)."""
+    interface = check_ifname("interface", interface)
+    result = []
+    for i, raw in enumerate(routes or []):
+        field = "routes[%d]" % i
+        if isinstance(raw, str):
+            raw = {"dest": raw}
+        if not isinstance(raw, dict):
+            raise ValidationError(field, "must be a dict with dest (and table, metric, gateway)")
+        unknown = sorted(set(raw) - set(("dest", "table", "metric", "gateway")))
+        if unknown:
+            raise ValidationError(field, "unknown key(s): %s" % ", ".join(unknown))
+        if raw.get("dest") is None:
+            raise ValidationError(field + ".dest", "is required")
+        net = check_cidr(field + ".dest", raw["dest"], strict=True)
+        table = check_table(field + ".table", raw.get("table") if raw.get("table") is not None else default_table)
+        metric = raw.get("metric") if raw.get("metric") is not None else default_metric
+        if metric is not None:
+            metric = check_int(field + ".metric", metric, 0, 4294967295)
+        gateway = raw.get("gateway")
+        if gateway is not None:
+            gw = check_address(field + ".gateway", gateway)
+            if gw.version != net.version:
+                raise ValidationError(field + ".gateway", "%s is not in the address family of %s" % (gw, net))
+            gateway = str(gw)
+        route = Route(str(net), table, metric, gateway, ifname=interface)
+        if any(r.key() == route.key() for r in result):
+            other = [r for r in result if r.key() == route.key()][0]
+            if not (other.gateway == route.gateway):
+                raise ValidationError(field, "duplicates %s with a different gateway" % other.dest)
+            continue
+        result.append(route)
+    return result
+
+
+def _attr(msg, name):
+    try:
+        return msg.get_attr(name)
+    except (AttributeError, KeyError):
+        return None
+
+
+def route_from_msg(msg, ifnames):
+    family = 4 if msg["family"] == socket.AF_INET else 6
+    dst = _attr(msg, "RTA_DST")
+    if dst is None:
+        dst = "0.0.0.0" if family == 4 else "::"
+    table = _attr(msg, "RTA_TABLE") or msg["table"]
+    metric = _attr(msg, "RTA_PRIORITY") or 0
+    oif = _attr(msg, "RTA_OIF")
+    return Route("%s/%d" % (dst, msg["dst_len"]), table, metric, _attr(msg, "RTA_GATEWAY"), oif=oif,
+                 ifname=ifnames.get(oif, str(oif)), proto=msg["proto"])
+
+
+class RouteManager:
+    """Read, plan and apply routes of one interface. ``iproute``: a pyroute2 ``IPRoute`` (or a fake)."""
+
+    def __init__(self, iproute, proto=ROUTE_PROTO):
+        self.ipr = iproute
+        self.proto = proto
+
+    def oif(self, ifname):
+        found = list(self.ipr.link_lookup(ifname=ifname))
+        return found[0] if found else None
+
+    def installed(self, oif, ifname):
+        """All unicast routes (both families, all tables) as Route objects."""
+        routes = []
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for msg in self.ipr.get_routes(family=family):
+                if msg["type"] != 1:  # RTN_UNICAST only
+                    continue
+                routes.append(route_from_msg(msg, {oif: ifname}))
+        return routes
+
+    def plan(self, desired, ifname, state="present", exclusive=False):
+        """Returns ``(oif, adds, deletes, before, after)``; adds/deletes are Route lists."""
+        oif = self.oif(ifname)
+        if oif is None:
+            if state == "absent":
+                return None, [], [], [], []
+            raise WgspError("interface: no such interface %r" % ifname)
+        for route in desired:
+            route.oif = oif
+            route.proto = self.proto
+        installed = self.installed(oif, ifname)
+        ours = [r for r in installed if r.proto == self.proto and r.oif == oif]
+        adds, deletes = [], []
+        if state == "present":
+            for route in desired:
+                same = [r for r in installed if r.key() == route.key()]
+                if not any(r.same_path(route) for r in same):
+                    adds.append(route)
+            if exclusive:
+                wanted = set(r.key() for r in desired)
+                deletes = [r for r in ours if r.key() not in wanted]
+        elif desired:
+            wanted = set(r.key() for r in desired)
+            deletes = [r for r in ours if r.key() in wanted]
+        else:
+            deletes = list(ours)  # absent without a list: every route we installed on the interface
+        before = sorted(r.render() for r in ours)
+        after_set = [r for r in ours if r not in deletes and r.key() not in set(a.key() for a in adds)]
+        after = sorted([r.render() for r in after_set] + [r.render() for r in adds])
+        return oif, adds, deletes, before, after
+
+    def _args(self, route):
+        net = ipaddress.ip_network(route.dest)
+        args = dict(dst=str(net.network_address), dst_len=net.prefixlen, oif=route.oif, table=route.table,
+                    priority=route.metric, proto=route.proto if route.proto is not None else self.proto,
+                    family=socket.AF_INET if route.family == 4 else socket.AF_INET6)
+        if route.gateway:
+            args["gateway"] = route.gateway
+        return args
+
+    def apply(self, adds, deletes):
+        for route in deletes:
+            self.ipr.route("del", **self._args(route))
+        for route in adds:
+            self.ipr.route("replace", **self._args(route))

@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wg_route
+short_description: Routes to remote tunnel addresses or subnets through a WireGuard interface
+version_added: 0.1.0
+description:
+  - Adds routes (destination, optional table, metric and gateway) through one interface with
+    pyroute2 (netlink), idempotently, for IPv4 and IPv6.
+  - "Routes the module installs carry its own routing protocol number O(proto) (default C(87);
+    C(ip route) shows C(proto 87)). With O(exclusive=true) the module removes routes on O(interface)
+    that carry that number and are no longer listed; it never removes a route it did not install."
+  - A listed route that already exists with the same destination, table, metric, interface and gateway
+    (whoever installed it) is left alone. One with the same destination, table and metric but another
+    interface or gateway is replaced.
+  - Replaces the original project's C(WG_INTERFACE_ROUTING_MASK) / C(WG_DISABLE_INTERFACE_ROUTING).
+author:
+  - wgsp.service_proxy contributors
+requirements:
+  - pyroute2 (0.7.2 or later)
+attributes:
+  check_mode:
+    support: full
+    description: Reports the routes that would be added and removed, changes nothing.
+  diff_mode:
+    support: full
+    description: Before/after lists of the module's routes on O(interface).
+  platform:
+    support: full
+    platforms: linux
+options:
+  interface:
+    description: The interface the routes go through (e.g. C(wg0)). It must exist for O(state=present).
+    type: str
+    required: true
+  routes:
+    description: The routes through O(interface).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      dest:
+        description: Destination network (CIDR, host bits zero) or a single address.
+        type: str
+        required: true
+      table:
+        description: Routing table number or V(main), V(default); default O(table).
+        type: raw
+      metric:
+        description: Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6).
+        type: int
+      gateway:
+        description: Next hop address (same family as O(routes[].dest)); unset for a device route.
+        type: str
+  table:
+    description: Default table for O(routes); V(main) when unset.
+    type: raw
+  metric:
+    description: Default metric for O(routes).
+    type: int
+  state:
+    description:
+      - V(present) adds the listed routes. V(absent) removes the listed routes the module installed;
+        with an empty O(routes), every route it installed on O(interface).
+    type: str
+    choices: [present, absent]
+    default: present
+  exclusive:
+    description: With O(state=present), also remove the module's routes on O(interface) that are not listed.
+    type: bool
+    default: false
+  proto:
+    description: Routing protocol number marking the module's routes.
+    type: int
+    default: 87
+notes:
+  - Works with pyroute2 0.7.2 (Debian 12) and 0.9.x; only the stable C(IPRoute) API is used.
+seealso:
+  - module: wgsp.service_proxy.wg_dnat
+"""
+
+EXAMPLES = r"""
+- name: Route the tunnel subnet and a remote LAN through wg0
+  wgsp.service_proxy.wg_route:
+    interface: wg0
+    exclusive: true
+    routes:
+      - dest: 10.7.0.0/24
+      - dest: 192.168.50.0/24
+        metric: 100
+      - dest: fd00:7::/64
+
+- name: A route in a separate table
+  wgsp.service_proxy.wg_route:
+    interface: wg0
+    routes:
+      - {dest: 0.0.0.0/0, table: 51820}
+
+- name: Remove every route this module installed on wg0
+  wgsp.service_proxy.wg_route:
+    interface: wg0
+    state: absent
+"""
+
+RETURN = r"""
+routes:
+  description: The normalised routes that were requested.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{dest: 10.7.0.0/24, interface: wg0, table: 254, metric: 0, gateway: null, family: ipv4}]
+added:
+  description: Routes added or replaced (rendered like C(ip route)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["10.7.0.0/24 dev wg0 table 254 metric 0 proto 87"]
+removed:
+  description: Routes removed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import traceback  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
+    ValidationError,
+    WgspError,
+    check_int,
+    fail_from_error,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import (  # noqa: E402
+    RouteManager,
+    check_table,
+    normalise_routes,
+)
+
+try:
+    from pyroute2 import IPRoute  # noqa: E402
+    HAS_PYROUTE2 = True
+    PYROUTE2_ERROR = None
+except ImportError:  # pragma: no cover - depends on the host
+    HAS_PYROUTE2 = False
+    PYROUTE2_ERROR = traceback.format_exc()
+
+ARGUMENT_SPEC = dict(
+    interface=dict(type="str", required=True),
+    routes=dict(type="list", elements="dict", default=[], options=dict(
+        dest=dict(type="str", required=True),
+        table=dict(type="raw"),
+        metric=dict(type="int"),
+        gateway=dict(type="str"),
+    )),
+    table=dict(type="raw"),
+    metric=dict(type="int"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    exclusive=dict(type="bool", default=False),
+    proto=dict(type="int", default=87),
+)
+
+
+def run(module, iproute):
+    params = module.params
+    proto = check_int("proto", params["proto"], 5, 254)
+    if params["table"] is not None:
+        check_table("table", params["table"])
+    if params["metric"] is not None:
+        check_int("metric", params["metric"], 0, 4294967295)
+    routes_in = [dict((k, v) for k, v in r.items() if v is not None) for r in params["routes"]]
+    desired = normalise_routes(routes_in, params["interface"], params["table"], params["metric"])
+    manager = RouteManager(iproute, proto=proto)
+    _oif, adds, deletes, before, after = manager.plan(desired, params["interface"], params["state"],
+                                                      params["exclusive"])
+    result = dict(changed=bool(adds or deletes), routes=[r.to_dict() for r in desired],
+                  added=[r.render() for r in adds], removed=[r.render() for r in deletes])
+    if module._diff:
+        result["diff"] = dict(before="".join(x + "\n" for x in before), after="".join(x + "\n" for x in after),
+                              before_header="routes on %s" % params["interface"],
+                              after_header="routes on %s" % params["interface"])
+    if result["changed"] and not module.check_mode:
+        manager.apply(adds, deletes)
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if not HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
+    iproute = IPRoute()
+    try:
+        result = run(module, iproute)
+    except ValidationError as exc:
+        fail_from_error(module, exc)
+    except WgspError as exc:
+        fail_from_error(module, exc)
+    except Exception as exc:  # noqa: BLE001 - netlink errors carry errno and message
+        module.fail_json(msg="netlink: %s" % (exc,), exception=traceback.format_exc())
+    finally:
+        iproute.close()
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
