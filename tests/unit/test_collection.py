@@ -11,7 +11,8 @@ import pytest
 from conftest import REPO
 
 BIN = os.path.join(REPO, ".venv", "bin")
-MODULES = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "plugins", "modules"))
+MODULE_DIR = os.path.join(REPO, "plugins", "modules")
+MODULES = sorted(f[:-3] for f in (os.listdir(MODULE_DIR) if os.path.isdir(MODULE_DIR) else [])
                  if f.endswith(".py") and not f.startswith("_"))
 ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1")
 
