@@ -1,0 +1,70 @@
+"""wg_route module: check mode, diff and validation through main(), with a fake IPRoute."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible_collections.wgsp.service_proxy.plugins.modules import wg_route
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
+from test_routes import FakeIPRoute  # noqa: E402
+
+
+class Exit(Exception):
+    pass
+
+
+def run_module(monkeypatch, args, ipr, check_mode=False, diff=False):
+    results = {}
+
+    def exit_json(self, **kw):
+        results.update(kw)
+        raise Exit()
+
+    def fail_json(self, **kw):
+        kw["failed"] = True
+        results.update(kw)
+        raise Exit()
+
+    ipr.close = lambda: None
+    monkeypatch.setattr(wg_route, "IPRoute", lambda: ipr)
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    payload = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
+    try:
+        from ansible.module_utils import testing
+        with testing.patch_module_args(payload):
+            with pytest.raises(Exit):
+                wg_route.main()
+    except ImportError:
+        with pytest.raises(Exit):
+            wg_route.main()
+    return results
+
+
+ARGS = {"interface": "wg0", "routes": [{"dest": "10.7.0.0/24"}, {"dest": "fd00:7::/64", "metric": 5}], "table": 1000}
+
+
+def test_check_mode_diff_then_apply_then_idempotent(monkeypatch):
+    ipr = FakeIPRoute()
+    result = run_module(monkeypatch, ARGS, ipr, check_mode=True, diff=True)
+    assert result["changed"] and ipr.writes == []
+    assert result["diff"]["after"] == ("10.7.0.0/24 dev wg0 table 1000 metric 0 proto 87\n"
+                                       "fd00:7::/64 dev wg0 table 1000 metric 5 proto 87\n")
+    result = run_module(monkeypatch, ARGS, ipr)
+    assert result["changed"] and len(ipr.writes) == 2
+    ipr.writes = []
+    result = run_module(monkeypatch, ARGS, ipr)
+    assert not result["changed"] and ipr.writes == []
+
+
+def test_validation_names_field(monkeypatch):
+    ipr = FakeIPRoute()
+    result = run_module(monkeypatch, {"interface": "wg0", "routes": [{"dest": "10.7.0.0/24", "gateway": "x;y"}]}, ipr)
+    assert result["failed"] and result["field"] == "routes[0].gateway" and ipr.writes == []
+    result = run_module(monkeypatch, {"interface": "wg0", "proto": 300}, ipr)
+    assert result["failed"] and result["field"] == "proto"
