@@ -396,7 +396,8 @@ def render_wg_quick(want, after, private_key):
             lines.append("PresharedKey = %s" % peer["preshared_key"])
         if peer.get("allowed_ips"):
             lines.append("AllowedIPs = %s" % ", ".join(peer["allowed_ips"]))
-        endpoint = peer.get("endpoint_input") or peer.get("endpoint")
+        # only an endpoint the user declared: a learned (roaming) one would rewrite the file on every move
+        endpoint = peer.get("endpoint_input")
         if endpoint:
             lines.append("Endpoint = %s" % endpoint)
         if peer.get("persistent_keepalive"):
@@ -766,7 +767,7 @@ class WgInterface:
         psk_marks = {}
         for pub, peer in (device.get("peers") or {}).items():
             if pub not in want["peers"] and not want["exclusive_peers"]:
-                after_peers[pub] = dict(peer)
+                after_peers[pub] = dict(peer, endpoint_input=peer.get("endpoint"))
         for pub, peer in want["peers"].items():
             have = (device.get("peers") or {}).get(pub)
             item = dict(peer)
