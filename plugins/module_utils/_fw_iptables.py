@@ -222,10 +222,12 @@ class IptablesBackend:
             if not self.available(family):
                 raise WgspError("rules need IPv%d but %s is not installed" % (family, " / ".join(TOOLS[family])))
             lines = {"PRE": [], "POST": [], "FWD": []}
+            seen = set()
             for rule in family_rules:
                 for suffix, rendered in render_rule_lines(set_name, rule).items():
                     for line in rendered:
-                        if line not in lines[suffix]:
+                        if line not in seen:
+                            seen.add(line)
                             lines[suffix].append(line)
                 desired.mappings.update(rule.mappings())
             for table, suffix, hook in HOOKS:

@@ -194,10 +194,12 @@ class NftablesBackend:
             return desired
         scope = "inet %s" % table_name(set_name)
         lines = {"prerouting": [], "postrouting": [], "forward": []}
+        seen = set()
         for rule in rules:
             for chain, rendered in render_rule_lines(set_name, rule).items():
                 for line in rendered:
-                    if line not in lines[chain]:
+                    if line not in seen:
+                        seen.add(line)
                         lines[chain].append(line)
             desired.mappings.update(rule.mappings())
         for chain, header in CHAINS:

@@ -165,7 +165,7 @@ def parse_compact(field, text):
     # share form: name[:proto]:port
     if len(parts) == 3 and lowered[1] in PROTOS:
         return {"proto": lowered[1], "to_container": parts[0], "port": parts[2]}
-    if len(parts) == 2:
+    if len(parts) == 2 and re.match(r"^[0-9]+(-[0-9]+)?$", parts[1]):
         return {"proto": "tcp", "to_container": parts[0], "port": parts[1]}
     raise ValidationError(
         field,
@@ -286,23 +286,26 @@ def check_protected(specs, protect_ports, listen_ports):
 
 
 def check_conflicts(rules):
-    """Two rules that match the same packets with different targets are an error."""
-    seen = []
-    for rule in rules:
-        for other in seen:
-            if other.family != rule.family or other.in_interface != rule.in_interface:
-                continue
-            if not set(other.protos) & set(rule.protos):
-                continue
-            if other.port[1] < rule.port[0] or rule.port[1] < other.port[0]:
-                continue
-            if other.key() == rule.key():
-                continue  # an exact duplicate is harmless, it is rendered once
-            raise ValidationError(
-                _field_of(rule),
-                "port %s overlaps %s (port %s) on the same interface and protocol" % (
-                    format_ports(rule.port), _field_of(other), format_ports(other.port)))
-        seen.append(rule)
+    """Two rules that match the same packets with different targets are an error.
+
+    Sweep per (family, in_interface, protocol) over port ranges sorted by start: O(n log n).
+    """
+    groups = {}
+    for order, rule in enumerate(rules):
+        for proto in rule.protos:
+            groups.setdefault((rule.family, rule.in_interface, proto), []).append((rule.port, order, rule))
+    for items in groups.values():
+        items.sort(key=lambda item: (item[0], item[1]))
+        reach = None  # (highest port so far, the rule reaching it)
+        for port, _order, rule in items:
+            if reach is not None and port[0] <= reach[0] and reach[1].key() != rule.key():
+                first, second = sorted((reach[1], rule), key=lambda r: rules.index(r))
+                raise ValidationError(
+                    _field_of(second),
+                    "port %s overlaps %s (port %s) on the same interface and protocol" % (
+                        format_ports(second.port), _field_of(first), format_ports(first.port)))
+            if reach is None or port[1] > reach[0]:
+                reach = (port[1], rule)
 
 
 def _field_of(rule):
@@ -324,7 +327,7 @@ def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None,
         field = "compact_rules[%d]" % i
         specs.append(validate_rule(field, parse_compact(field, text), defaults))
     check_protected(specs, protect_ports, listen_ports)
-    result = []
+    result, seen = [], set()
     for spec in specs:
         if spec.container is not None:
             if resolver is None:
@@ -333,7 +336,8 @@ def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None,
         else:
             address, network = spec.to_address, None
         rule = build_rule(spec, address, network, index=spec.field)
-        if rule not in result:
+        if rule.key() not in seen:
+            seen.add(rule.key())
             result.append(rule)
     check_conflicts(result)
     return result

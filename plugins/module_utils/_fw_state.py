@@ -106,8 +106,9 @@ def drift(installed, desired):
     """
     have = by_chain(installed.entries)
     want = by_chain(desired.entries)
-    missing = [e for e in want if e not in have]
-    extra = [e for e in have if e not in want]
+    have_set, want_set = set(have), set(want)
+    missing = [e for e in want if e not in have_set]
+    extra = [e for e in have if e not in want_set]
     order = not missing and not extra and have != want
     missing_jumps = []
     pool = list(installed.jumps)

@@ -63,8 +63,9 @@ UDP_CLIENT = (
     "s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)\n"
     "s.settimeout(float(sys.argv[4]))\n"
     "if sys.argv[3] != '-': s.bind((sys.argv[3], 0))\n"
-    "s.sendto(b'ping', (sys.argv[1], int(sys.argv[2])))\n"
-    "try:\n print(s.recvfrom(2048)[0].decode())\n"
+    "s.connect((sys.argv[1], int(sys.argv[2])))\n"
+    "s.send(b'ping')\n"
+    "try:\n print(s.recv(2048).decode())\n"
     "except OSError as e:\n print('ERROR', e); sys.exit(1)\n"
 )
 
