@@ -339,8 +339,8 @@ def compute_plan(want, link, device, private_key, key_action):
         link = {"addresses": [], "mtu": None, "up": False}
     if key_action:
         plan.write_key = key_action
-        plan.actions.append("%s private key file %s" % ("generate" if key_action == "generate" else "write the device's",
-                                                         want["private_key_path"]))
+        verb = "generate" if key_action == "generate" else "write the device's"
+        plan.actions.append("%s private key file %s" % (verb, want["private_key_path"]))
     if private_key is None or private_key != device.get("private_key"):
         plan.device["private_key"] = private_key
         plan.actions.append("set private key")

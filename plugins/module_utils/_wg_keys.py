@@ -19,7 +19,6 @@ __metaclass__ = type
 import base64
 import binascii
 import os
-import re
 import tempfile
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError

@@ -167,6 +167,7 @@ attributes:
         key; preshared keys as C(<preshared key set>) or C(<preshared key changed>).
   platform:
     support: full
+    description: Linux only (netlink, tun, wireguard-go).
     platforms: linux
 requirements:
   - python >= 3.8 on the managed host
@@ -186,7 +187,7 @@ seealso:
     description: The UAPI protocol the userspace backend speaks.
     link: https://www.wireguard.com/xplatform/
 author:
-  - wgsp.service_proxy contributors
+  - wgsp.service_proxy maintainers (@wgsp)
 """
 
 EXAMPLES = r"""
