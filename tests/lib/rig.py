@@ -113,7 +113,10 @@ class Namespace:
             self.run(["ip", "link", "set", ifname, "up"])
 
     def close(self):
-        if self.inode is not None:
+        # Only while the holder lives is the namespace (and so its inode number) surely ours: a
+        # dead holder's inode may already belong to another namespace, whose processes we must
+        # not touch. Processes of ours left in a namespace whose holder died are in no one's way.
+        if self.inode is not None and self.holder.poll() is None and _netns_inode(self.pid) == self.inode:
             for pid in _pids_in_netns(self.inode):
                 if pid == self.pid:
                     continue
