@@ -47,7 +47,7 @@ requirements:
 attributes:
   check_mode:
     support: full
-    description: Reports the plan (O(ignore:plan)) and changes nothing.
+    description: Reports the plan (RV(plan)) and changes nothing.
   diff_mode:
     support: full
     description: Before/after lines of the set's rules and jumps.
@@ -231,6 +231,10 @@ conntrack:
   returned: always
   type: list
   elements: list
+applied:
+  description: Whether a transaction was applied (false when nothing changed and in check mode).
+  returned: always
+  type: bool
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
