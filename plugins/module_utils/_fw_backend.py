@@ -21,13 +21,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import IptablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import (  # noqa: F401 - re-exported
-    Desired,
-    Installed,
-    Plan,
-    drift,
-    render_lines,
-)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import drift, render_lines
 
 BACKENDS = ("auto", "iptables", "nftables")
 # A port range longer than this is cleaned from conntrack by address only (one call, not one per port).

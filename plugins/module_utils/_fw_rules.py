@@ -299,7 +299,7 @@ def check_conflicts(rules):
         reach = None  # (highest port so far, the rule reaching it)
         for port, _order, rule in items:
             if reach is not None and port[0] <= reach[0] and reach[1].key() != rule.key():
-                first, second = sorted((reach[1], rule), key=lambda r: rules.index(r))
+                first, second = sorted((reach[1], rule), key=rules.index)
                 raise ValidationError(
                     _field_of(second),
                     "port %s overlaps %s (port %s) on the same interface and protocol" % (

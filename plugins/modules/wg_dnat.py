@@ -39,7 +39,7 @@ description:
     O(sources) (it now filters the forwarded traffic, not INPUT); C(WG_LOG_PUBLIC_ACCESS) becomes
     O(log); C(WG_DOCKER_NETWORK) becomes O(docker_network)."
 author:
-  - wgsp.service_proxy contributors
+  - wgsp.service_proxy contributors (@wgsp)
 requirements:
   - iptables (C(iptables-save), C(iptables-restore); C(ip6tables-*) for IPv6 rules) or nftables (C(nft))
   - conntrack (optional, to delete stale flows)
@@ -54,6 +54,7 @@ attributes:
   platform:
     support: full
     platforms: linux
+    description: Linux only (netfilter, netlink).
 options:
   name:
     description:
@@ -267,6 +268,7 @@ def _import_docker():
     except ImportError as exc:
         return None, None, str(exc)
     return docker, NotFound, None
+
 
 RULE_OPTIONS = dict(
     proto=dict(type="str", choices=["tcp", "udp", "both", "all"], default="tcp"),

@@ -23,7 +23,7 @@ description:
     interface or gateway is replaced.
   - Replaces the original project's C(WG_INTERFACE_ROUTING_MASK) / C(WG_DISABLE_INTERFACE_ROUTING).
 author:
-  - wgsp.service_proxy contributors
+  - wgsp.service_proxy contributors (@wgsp)
 requirements:
   - pyroute2 (0.7.2 or later)
 attributes:
@@ -36,6 +36,7 @@ attributes:
   platform:
     support: full
     platforms: linux
+    description: Linux only (netfilter, netlink).
 options:
   interface:
     description: The interface the routes go through (e.g. C(wg0)). It must exist for O(state=present).

@@ -169,7 +169,7 @@ def test_docker_dns_fallback():
 def test_resolver_not_called_when_validation_fails():
     calls = []
     with pytest.raises(ValidationError):
-        normalise([{"port": 80, "to_container": "dummy"}, rule(port=0)], resolver=lambda n: calls.append(n))
+        normalise([{"port": 80, "to_container": "dummy"}, rule(port=0)], resolver=calls.append)
     assert calls == []
 
 
