@@ -1,0 +1,362 @@
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the roles use to turn inventory variables (the original project's compact ``.env``
+forms, or structured dicts) into module arguments. Parsing lives here, in Python, so a bad entry
+fails on the controller with a message naming the variable and the entry, before any host changes.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: service_proxy
+short_description: Parse the service proxy's inventory forms into module arguments
+version_added: 0.1.0
+description:
+  - Internal filters of the C(wgsp.service_proxy) roles; see the roles' argument specs for the forms.
+"""
+
+import ipaddress
+import re
+
+from ansible.errors import AnsibleFilterError
+
+PROTOS = ("tcp", "udp", "both", "all")
+
+
+def _fail(var, entry, problem):
+    raise AnsibleFilterError("%s: entry %r %s" % (var, entry, problem))
+
+
+def _port(var, entry, value):
+    text = str(value).strip()
+    if not re.match(r"^[0-9]{1,5}$", text) or not 1 <= int(text) <= 65535:
+        _fail(var, entry, "has an invalid port %r (1-65535)" % (value,))
+    return int(text)
+
+
+def _proto(var, entry, value):
+    text = str(value or "tcp").strip().lower()
+    if text not in PROTOS:
+        _fail(var, entry, "has an invalid protocol %r (tcp, udp, both, all)" % (value,))
+    return "both" if text == "all" else text
+
+
+def _protos(proto):
+    return ["tcp", "udp"] if proto == "both" else [proto]
+
+
+def _address(var, entry, value):
+    text = str(value).strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        _fail(var, entry, "has an invalid address %r" % (value,))
+
+
+def host_address(hostvars, host):
+    """A client's tunnel address (no prefix) from its inventory vars."""
+    vars_ = hostvars[host]
+    cidr = vars_.get("share_client_address") or vars_.get("proxy_client_address") or vars_.get("wg_server_address")
+    if not cidr:
+        raise AnsibleFilterError("host %s has no share_client_address/proxy_client_address/wg_server_address" % host)
+    addresses = cidr if isinstance(cidr, list) else [cidr]
+    return str(ipaddress.ip_interface(str(addresses[0])).ip)
+
+
+def share_services(entries, var="share_client_services"):
+    """``name[:proto]:port`` strings or dicts -> [{name, container, proto, port, to_port}]."""
+    out = []
+    for entry in entries or []:
+        if isinstance(entry, dict):
+            name = entry.get("name") or entry.get("container")
+            if not name:
+                _fail(var, entry, "needs a name or a container")
+            proto = _proto(var, entry, entry.get("proto"))
+            port = _port(var, entry, entry.get("port"))
+            to_port = _port(var, entry, entry.get("to_port", port))
+            out.append({"name": str(name), "container": str(entry.get("container") or name),
+                        "proto": proto, "port": port, "to_port": to_port})
+            continue
+        parts = str(entry).split(":")
+        if len(parts) == 2:
+            name, proto, port = parts[0], "tcp", parts[1]
+        elif len(parts) == 3:
+            name, proto, port = parts
+        else:
+            _fail(var, entry, "is not name[:proto]:port")
+        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
+            _fail(var, entry, "has an invalid container name %r" % name)
+        port = _port(var, entry, port)
+        out.append({"name": name, "container": name, "proto": _proto(var, entry, proto), "port": port, "to_port": port})
+    return out
+
+
+def host_services(entries, var="share_client_host_services"):
+    """``proto:port`` or ``proto:port:target_port`` -> [{proto, port, to_port}]."""
+    out = []
+    for entry in entries or []:
+        if isinstance(entry, dict):
+            proto, port = entry.get("proto"), entry.get("port")
+            to_port = entry.get("to_port", port)
+        else:
+            parts = str(entry).split(":")
+            if len(parts) not in (2, 3):
+                _fail(var, entry, "is not proto:port or proto:port:target_port")
+            proto, port = parts[0], parts[1]
+            to_port = parts[2] if len(parts) == 3 else parts[1]
+        port = _port(var, entry, port)
+        out.append({"proto": _proto(var, entry, proto), "port": port, "to_port": _port(var, entry, to_port)})
+    return out
+
+
+def external_forwards(entries, var="share_client_external_forwards"):
+    """``proto:port:ip:port`` -> [{proto, port, to_address, to_port}]."""
+    out = []
+    for entry in entries or []:
+        if isinstance(entry, dict):
+            proto, port, addr, to_port = entry.get("proto"), entry.get("port"), entry.get("to_address"), entry.get("to_port")
+        else:
+            match = re.match(r"^([a-z]+):([0-9]+):(\[[0-9a-fA-F:.]+\]|[0-9.]+):([0-9]+)$", str(entry).strip())
+            if not match:
+                _fail(var, entry, "is not proto:port:address:port")
+            proto, port, addr, to_port = match.groups()
+        out.append({"proto": _proto(var, entry, proto), "port": _port(var, entry, port),
+                    "to_address": _address(var, entry, addr), "to_port": _port(var, entry, to_port if to_port else port)})
+    return out
+
+
+def resolve_target(target, hostvars, var="target", proto=None):
+    """``address:port`` or ``inventory_host:service`` -> {address, port, proto, host}."""
+    text = str(target).strip()
+    match = re.match(r"^\[([0-9a-fA-F:.]+)\]:([0-9]+)$", text) or re.match(r"^([0-9.]+):([0-9]+)$", text)
+    if match:
+        return {"address": _address(var, target, match.group(1)), "port": _port(var, target, match.group(2)),
+                "proto": _proto(var, target, proto), "host": None}
+    if ":" not in text:
+        _fail(var, target, "is not address:port or inventory_host:service")
+    host, service = text.rsplit(":", 1)
+    if host not in hostvars:
+        _fail(var, target, "names host %r, which is not in the inventory" % host)
+    services = share_services(hostvars[host].get("share_client_services", []), var="%s.share_client_services" % host)
+    for svc in services:
+        if svc["name"] == service or str(svc["port"]) == service:
+            return {"address": host_address(hostvars, host), "port": svc["port"],
+                    "proto": _proto(var, target, proto) if proto else svc["proto"], "host": host}
+    _fail(var, target, "names service %r, which %s does not share (share_client_services: %s)"
+          % (service, host, ", ".join(s["name"] for s in services) or "none"))
+
+
+def access_services(entries, hostvars, var="proxy_client_access_services"):
+    """ACCESS_SERVICES entries (``address:port``, ``host:service``, or ``proto:address:port``)."""
+    out = []
+    for entry in entries or []:
+        proto = None
+        if isinstance(entry, dict):
+            target = "%s:%s" % (entry.get("address") or entry.get("host"), entry.get("port") or entry.get("service"))
+            proto = entry.get("proto")
+        else:
+            target = str(entry)
+            head = target.split(":", 1)[0].lower()
+            if head in PROTOS:
+                proto, target = head, target.split(":", 1)[1]
+        out.append(resolve_target(target, hostvars, var=var, proto=proto))
+    return out
+
+
+def public_ports(entries, hostvars, var="proxy_client_public_ports"):
+    """WG_PUBLIC_PORTS entries ``[proto:]public_port:target`` -> [{proto, port, to_address, to_port}]."""
+    out = []
+    for entry in entries or []:
+        if isinstance(entry, dict):
+            public = entry.get("port")
+            target = entry.get("target") or "%s:%s" % (entry.get("to_address"), entry.get("to_port") or public)
+            proto = entry.get("proto")
+        else:
+            text = str(entry).strip()
+            proto = None
+            head = text.split(":", 1)[0].lower()
+            if head in PROTOS:
+                proto, text = head, text.split(":", 1)[1]
+            if ":" not in text:
+                _fail(var, entry, "is not [proto:]public_port:address:port")
+            public, target = text.split(":", 1)
+        resolved = resolve_target(target, hostvars, var=var, proto=proto)
+        out.append({"proto": resolved["proto"], "port": _port(var, entry, public),
+                    "to_address": resolved["address"], "to_port": resolved["port"]})
+    return out
+
+
+def hub_flows(proxies, hostvars):
+    """The flows the hub lets through between clients: what each proxy declares it reaches."""
+    allow = []
+    seen = set()
+    for proxy in proxies or []:
+        source = host_address(hostvars, proxy)
+        vars_ = hostvars[proxy]
+        targets = [(t["address"], t["port"], t["proto"]) for t in
+                   access_services(vars_.get("proxy_client_access_services", []), hostvars, var="%s.proxy_client_access_services" % proxy)]
+        targets += [(t["to_address"], t["to_port"], t["proto"]) for t in
+                    public_ports(vars_.get("proxy_client_public_ports", []), hostvars, var="%s.proxy_client_public_ports" % proxy)]
+        for address, port, proto in targets:
+            key = (source, address, port, proto)
+            if key in seen:
+                continue
+            seen.add(key)
+            allow.append({"proto": proto, "port": port, "sources": [source], "destinations": [address]})
+    return allow
+
+
+def client_peers(clients, hostvars, keys):
+    """The hub's peers: one per client that has a public key, allowed IPs = its tunnel address(es)."""
+    peers = []
+    for client in clients or []:
+        public = (keys or {}).get(client)
+        if not public:
+            continue
+        vars_ = hostvars[client]
+        cidrs = vars_.get("share_client_address") or vars_.get("proxy_client_address")
+        cidrs = cidrs if isinstance(cidrs, list) else [cidrs]
+        # Each client owns exactly its own tunnel address(es) at the hub, as host routes.
+        allowed = []
+        for cidr in cidrs:
+            iface = ipaddress.ip_interface(str(cidr))
+            allowed.append(str(ipaddress.ip_network((iface.ip, iface.max_prefixlen))))
+        peers.append({"public_key": public, "allowed_ips": allowed})
+    return peers
+
+
+HUB_DEFAULTS = {"wg_server_interface": "wg0", "wg_server_address": "10.7.0.1/24", "wg_server_listen_port": 51820}
+
+
+def hub_info(hub, hostvars):
+    """What a client needs to know of its hub, from the hub's inventory vars (same defaults as the
+    wg_server role): endpoint, tunnel network, tunnel address, key path, interface."""
+    if hub not in hostvars:
+        raise AnsibleFilterError("hub %r is not in the inventory (set share_client_hub / proxy_client_hub)" % (hub,))
+    vars_ = hostvars[hub]
+    get = lambda key: vars_.get(key) if vars_.get(key) not in (None, "") else HUB_DEFAULTS.get(key)  # noqa: E731
+    interface = get("wg_server_interface")
+    address = ipaddress.ip_interface(str(get("wg_server_address")))
+    endpoint = vars_.get("wg_server_endpoint") or "%s:%s" % (vars_.get("ansible_host") or hub, get("wg_server_listen_port"))
+    return {
+        "interface": interface,
+        "address": str(address.ip),
+        "network": str(address.network),
+        "endpoint": str(endpoint),
+        "key_path": vars_.get("wg_server_private_key_path") or "/etc/wireguard/%s.key" % interface,
+    }
+
+
+def client_routes(addresses, destinations):
+    """wg_route entries for ``destinations`` not already covered by the connected network of one of
+    the interface's own ``addresses`` (the kernel routes those itself)."""
+    addresses = addresses if isinstance(addresses, list) else [addresses]
+    connected = [ipaddress.ip_interface(str(a)).network for a in addresses if a]
+    routes = []
+    for dest in destinations or []:
+        net = ipaddress.ip_network(str(dest), strict=False)
+        if any(net.version == c.version and net.subnet_of(c) for c in connected):
+            continue
+        if str(net) not in [r["dest"] for r in routes]:
+            routes.append({"dest": str(net)})
+    return routes
+
+
+def share_dnat_rules(containers, host=None, external=None, own_address=None, masquerade=False):
+    """The share client's wg_dnat rules: containers (to_container), LAN forwards (masqueraded so the
+    LAN host's replies come back), and host services whose tunnel port differs from their real one."""
+    rules = []
+    for svc in containers or []:
+        rules.append({"proto": svc["proto"], "port": svc["port"], "to_port": svc["to_port"],
+                      "to_container": svc["container"], "masquerade": bool(masquerade)})
+    for fwd in external or []:
+        rules.append({"proto": fwd["proto"], "port": fwd["port"], "to_address": fwd["to_address"],
+                      "to_port": fwd["to_port"], "masquerade": True})
+    for svc in host or []:
+        if svc["port"] != svc["to_port"]:
+            if not own_address:
+                raise AnsibleFilterError("share_client_host_services: remapping %s needs the tunnel address" % svc)
+            rules.append({"proto": svc["proto"], "port": svc["port"], "to_address": own_address,
+                          "to_port": svc["to_port"], "masquerade": False})
+    return rules
+
+
+def share_input_allow(tcp_ports=None, udp_ports=None, host=None, icmp=True):
+    """What may arrive on the tunnel for the share host itself (after DNAT, so real ports)."""
+    allow = [{"proto": "tcp", "port": int(p)} for p in tcp_ports or []]
+    allow += [{"proto": "udp", "port": int(p)} for p in udp_ports or []]
+    allow += [{"proto": svc["proto"], "port": svc["to_port"]} for svc in host or []]
+    if icmp:
+        allow.append({"proto": "icmp"})
+    return allow
+
+
+def public_interface(value, facts):
+    """Pick the proxy's public interface from gathered facts.
+
+    ``auto``: the interface of the default IPv4 route; a CIDR: the interface holding an address in
+    it; an existing interface name: itself. Anything else is returned as ``None`` (the role then
+    looks it up as a Docker network name, whose bridge is ``br-<id>``).
+    """
+    facts = facts or {}
+    names = facts.get("interfaces", [])
+    text = str(value or "auto").strip()
+    if text == "auto":
+        iface = (facts.get("default_ipv4") or {}).get("interface")
+        if not iface:
+            raise AnsibleFilterError("proxy_client_public_interface: auto found no default IPv4 route; name the interface")
+        return iface
+    if "/" in text:
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise AnsibleFilterError("proxy_client_public_interface: %r is not a CIDR" % text)
+        for name in names:
+            data = facts.get(name.replace("-", "_")) or {}
+            addrs = [data.get("ipv4") or {}] + (data.get("ipv4_secondaries") or []) + (data.get("ipv6") or [])
+            for addr in addrs:
+                ip = addr.get("address")
+                if ip and ipaddress.ip_address(ip) in net:
+                    return name
+        raise AnsibleFilterError("proxy_client_public_interface: no interface has an address in %s" % text)
+    if text in names:
+        return text
+    return None
+
+
+def hosts_outside(addresses, network):
+    """Host CIDRs (/32, /128) of the ``addresses`` that are not inside ``network``."""
+    net = ipaddress.ip_network(str(network), strict=False)
+    out = []
+    for addr in addresses or []:
+        ip = ipaddress.ip_address(str(addr).split("/")[0])
+        if ip.version == net.version and ip in net:
+            continue
+        cidr = str(ipaddress.ip_network((ip, ip.max_prefixlen)))
+        if cidr not in out:
+            out.append(cidr)
+    return out
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "wgsp_share_services": share_services,
+            "wgsp_host_services": host_services,
+            "wgsp_external_forwards": external_forwards,
+            "wgsp_resolve_target": resolve_target,
+            "wgsp_access_services": access_services,
+            "wgsp_public_ports": public_ports,
+            "wgsp_hub_flows": hub_flows,
+            "wgsp_client_peers": client_peers,
+            "wgsp_host_address": host_address,
+            "wgsp_hub_info": hub_info,
+            "wgsp_client_routes": client_routes,
+            "wgsp_share_dnat_rules": share_dnat_rules,
+            "wgsp_share_input_allow": share_input_allow,
+            "wgsp_public_interface": public_interface,
+            "wgsp_hosts_outside": hosts_outside,
+        }

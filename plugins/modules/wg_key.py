@@ -1,0 +1,121 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wg_key
+short_description: A WireGuard private key generated on the host that owns it; returns only the public key
+version_added: 0.1.0
+description:
+  - Makes sure a WireGuard private key file exists on the managed host, generating it there when it is
+    missing (0600 file in a 0700 directory, written with an atomic rename), and returns its public key.
+  - The private key never leaves the host. Roles use the returned public key to configure the peers on
+    other hosts, so keys travel through Ansible as public keys only.
+  - This replaces the original project's C(generate-keys), C(current-keys) and C(debug-keys) commands,
+    which printed private keys.
+author:
+  - wgsp.service_proxy contributors
+attributes:
+  check_mode:
+    support: full
+    description: A missing key is reported as a change and not generated; RV(public_key) is then null.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: linux
+options:
+  path:
+    description:
+      - The private key file. Its directory is created 0700 when missing.
+    type: path
+    required: true
+  regenerate:
+    description:
+      - Replace an existing key with a new one (key rotation). Every peer of this host must then be
+        given the new public key.
+    type: bool
+    default: false
+notes:
+  - An existing file that does not hold a WireGuard key fails the module; it is never overwritten
+    unless O(regenerate=true).
+seealso:
+  - module: wgsp.service_proxy.wg_interface
+"""
+
+EXAMPLES = r"""
+- name: Make sure the host has its key, and learn the public key
+  wgsp.service_proxy.wg_key:
+    path: /etc/wireguard/wg0.key
+  register: wg0_key
+
+- name: Show the public key (the private key is never returned)
+  ansible.builtin.debug:
+    msg: "{{ wg0_key.public_key }}"
+"""
+
+RETURN = r"""
+public_key:
+  description: The public key (base64) of the key file; null in check mode when the key does not exist yet.
+  returned: always
+  type: str
+  sample: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
+path:
+  description: The key file.
+  returned: always
+  type: str
+  sample: /etc/wireguard/wg0.key
+generated:
+  description: Whether a new key was generated (or would be, in check mode).
+  returned: always
+  type: bool
+  sample: false
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import (
+    generate_private_key,
+    public_key,
+    read_key_file,
+    write_key_file,
+)
+
+
+def ensure_key(path, regenerate=False, check_mode=False):
+    """Return ``(generated, public_key)``; the private key stays in this function's scope."""
+    current = read_key_file("path", path)
+    if current is not None and not regenerate:
+        return False, public_key(current)
+    if check_mode:
+        return True, None
+    private = generate_private_key()
+    write_key_file(path, private)
+    return True, public_key(private)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            regenerate=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    try:
+        generated, public = ensure_key(path, module.params["regenerate"], module.check_mode)
+    except WgspError as exc:
+        fail_from_error(module, exc)
+    module.exit_json(changed=generated, generated=generated, public_key=public, path=path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The roles' parsing filters: inventory forms -> module arguments, and clear errors."""
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.wgsp.service_proxy.plugins.filter import service_proxy as f
+
+HOSTVARS = {
+    "hub": {"wg_server_address": "10.7.0.1/24", "ansible_host": "192.168.30.224"},
+    "share1": {"share_client_address": "10.7.0.2/32",
+               "share_client_services": ["dummy:tcp:80", {"name": "dns", "container": "unbound", "proto": "udp", "port": 53}]},
+    "share2": {"share_client_address": "10.7.0.4/32", "share_client_services": ["db:5432"]},
+    "proxy1": {"proxy_client_address": "10.7.0.3/32", "proxy_client_access_services": ["10.7.0.2:80", "share2:db"],
+               "proxy_client_public_ports": ["80:share1:dummy", "udp:5353:share1:dns", "8443:10.7.0.2:443"]},
+}
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("dummy:tcp:80", {"name": "dummy", "container": "dummy", "proto": "tcp", "port": 80, "to_port": 80}),
+    ("dummy:80", {"name": "dummy", "container": "dummy", "proto": "tcp", "port": 80, "to_port": 80}),
+    ("dns:all:53", {"name": "dns", "container": "dns", "proto": "both", "port": 53, "to_port": 53}),
+    ({"name": "web", "container": "web-1", "port": 8080, "to_port": 80},
+     {"name": "web", "container": "web-1", "proto": "tcp", "port": 8080, "to_port": 80}),
+])
+def test_share_services_forms(entry, expected):
+    assert f.share_services([entry]) == [expected]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("dummy:tcp:0", "invalid port"),
+    ("dummy:icmpx:80", "invalid protocol"),
+    ("a:b:c:d", "is not name[:proto]:port"),
+    ("du$(id):80", "invalid container name"),
+    ({"port": 80}, "needs a name"),
+])
+def test_share_services_errors_name_the_variable(entry, message):
+    with pytest.raises(AnsibleFilterError) as err:
+        f.share_services([entry])
+    assert "share_client_services" in str(err.value) and message in str(err.value)
+
+
+def test_host_services_and_external_forwards():
+    assert f.host_services(["tcp:8080", "udp:53:5353"]) == [
+        {"proto": "tcp", "port": 8080, "to_port": 8080}, {"proto": "udp", "port": 53, "to_port": 5353}]
+    assert f.external_forwards(["tcp:8081:192.168.1.50:80"]) == [
+        {"proto": "tcp", "port": 8081, "to_address": "192.168.1.50", "to_port": 80}]
+    with pytest.raises(AnsibleFilterError, match="share_client_external_forwards"):
+        f.external_forwards(["tcp:8081:nothost:80"])
+
+
+def test_targets_by_address_and_by_inventory_host_service():
+    assert f.resolve_target("10.7.0.2:80", HOSTVARS) == {"address": "10.7.0.2", "port": 80, "proto": "tcp", "host": None}
+    assert f.resolve_target("share1:dns", HOSTVARS) == {"address": "10.7.0.2", "port": 53, "proto": "udp", "host": "share1"}
+    with pytest.raises(AnsibleFilterError, match="does not share"):
+        f.resolve_target("share1:nope", HOSTVARS)
+    with pytest.raises(AnsibleFilterError, match="not in the inventory"):
+        f.resolve_target("share9:dummy", HOSTVARS)
+
+
+def test_public_ports_resolve_every_form():
+    assert f.public_ports(HOSTVARS["proxy1"]["proxy_client_public_ports"], HOSTVARS) == [
+        {"proto": "tcp", "port": 80, "to_address": "10.7.0.2", "to_port": 80},
+        {"proto": "udp", "port": 5353, "to_address": "10.7.0.2", "to_port": 53},
+        {"proto": "tcp", "port": 8443, "to_address": "10.7.0.2", "to_port": 443},
+    ]
+
+
+def test_hub_flows_are_exactly_what_proxies_declare():
+    flows = f.hub_flows(["proxy1"], HOSTVARS)
+    assert {"proto": "tcp", "port": 80, "sources": ["10.7.0.3"], "destinations": ["10.7.0.2"]} in flows
+    assert {"proto": "tcp", "port": 5432, "sources": ["10.7.0.3"], "destinations": ["10.7.0.4"]} in flows
+    assert {"proto": "udp", "port": 53, "sources": ["10.7.0.3"], "destinations": ["10.7.0.2"]} in flows
+    assert len(flows) == 4  # 10.7.0.2:80 is declared twice (access + public) but allowed once
+
+
+def test_client_peers_skip_unknown_keys_and_own_only_their_address():
+    peers = f.client_peers(["share1", "proxy1"], HOSTVARS, {"share1": "K1", "proxy1": None})
+    assert peers == [{"public_key": "K1", "allowed_ips": ["10.7.0.2/32"]}]
+
+
+def test_hub_info_uses_the_role_defaults():
+    assert f.hub_info("hub", HOSTVARS) == {"interface": "wg0", "address": "10.7.0.1", "network": "10.7.0.0/24",
+                                           "endpoint": "192.168.30.224:51820", "key_path": "/etc/wireguard/wg0.key"}
+
+
+def test_client_routes_skip_what_the_address_already_covers():
+    assert f.client_routes("10.7.0.2/32", ["10.7.0.0/24", "10.9.0.5"]) == [{"dest": "10.7.0.0/24"}, {"dest": "10.9.0.5/32"}]
+    assert f.client_routes("10.7.0.2/24", ["10.7.0.0/24"]) == []
+
+
+def test_share_rule_sets():
+    containers = f.share_services(["dummy:tcp:80"])
+    host = f.host_services(["tcp:2222:22", "tcp:8080"])
+    external = f.external_forwards(["udp:5000:192.168.1.9:5000"])
+    rules = f.share_dnat_rules(containers, host, external, "10.7.0.2", False)
+    assert rules == [
+        {"proto": "tcp", "port": 80, "to_port": 80, "to_container": "dummy", "masquerade": False},
+        {"proto": "udp", "port": 5000, "to_address": "192.168.1.9", "to_port": 5000, "masquerade": True},
+        {"proto": "tcp", "port": 2222, "to_address": "10.7.0.2", "to_port": 22, "masquerade": False},
+    ]
+    assert f.share_input_allow([443], [], host, True) == [
+        {"proto": "tcp", "port": 443}, {"proto": "tcp", "port": 22}, {"proto": "tcp", "port": 8080}, {"proto": "icmp"}]
+
+
+def test_public_interface_picking():
+    facts = {"interfaces": ["lo", "eth0", "eth1"], "default_ipv4": {"interface": "eth0"},
+             "eth0": {"ipv4": {"address": "192.168.30.20"}}, "eth1": {"ipv4": {"address": "203.0.113.20"}}}
+    assert f.public_interface("auto", facts) == "eth0"
+    assert f.public_interface("203.0.113.0/24", facts) == "eth1"
+    assert f.public_interface("eth1", facts) == "eth1"
+    assert f.public_interface("public-network", facts) is None
+    with pytest.raises(AnsibleFilterError, match="no interface"):
+        f.public_interface("198.51.100.0/24", facts)
+
+
+def test_hosts_outside():
+    assert f.hosts_outside(["10.7.0.2", "172.20.0.5"], "10.7.0.0/24") == ["172.20.0.5/32"]

@@ -1,0 +1,38 @@
+"""wg_key: generated on the host, 0600 in a 0700 directory, public key only, check mode writes nothing."""
+
+import os
+import stat
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import public_key
+from ansible_collections.wgsp.service_proxy.plugins.modules import wg_key
+
+
+def test_check_mode_generates_nothing(tmp_path):
+    path = tmp_path / "keys" / "wg0.key"
+    assert wg_key.ensure_key(str(path), check_mode=True) == (True, None)
+    assert not path.exists() and not path.parent.exists()
+
+
+def test_generates_once_with_private_modes(tmp_path):
+    path = tmp_path / "keys" / "wg0.key"
+    generated, public = wg_key.ensure_key(str(path))
+    assert generated and public
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    private = path.read_text().strip()
+    assert public_key(private) == public and private != public
+    assert wg_key.ensure_key(str(path)) == (False, public)
+    generated, rotated = wg_key.ensure_key(str(path), regenerate=True)
+    assert generated and rotated != public
+
+
+def test_a_file_without_a_key_is_an_error_not_overwritten(tmp_path):
+    path = tmp_path / "wg0.key"
+    path.write_text("not a key\n")
+    try:
+        wg_key.ensure_key(str(path))
+    except Exception as exc:  # noqa: BLE001
+        assert "does not hold a WireGuard key" in str(exc)
+    else:
+        raise AssertionError("expected a failure")
+    assert path.read_text() == "not a key\n"
