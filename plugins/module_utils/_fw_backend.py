@@ -10,7 +10,10 @@ Public functions:
 - ``backend.installed(set_name)`` -> ``Installed`` (entries with packet/byte counters);
 - ``backend.render(set_name, rules, installed)`` -> ``Desired``;
 - ``drift(installed, desired)`` (from ``_fw_state``) -> missing/extra rules and jumps;
-- ``RuleSet(...).run(check_mode)``: read -> plan -> (check mode stops) -> apply -> read back.
+- ``RuleSet(...).run(check_mode)``: read -> plan -> (check mode stops) -> apply -> read back;
+- ``rule_set_status(module_name, params, runner, resolver_factory=None)``: the read-only report
+  of one recorded rule set (for ``wg_status``), computed through the module's own argspec and
+  ``params -> rules`` function (``_fw_params``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_params
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import IptablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name
@@ -28,11 +32,23 @@ BACKENDS = ("auto", "iptables", "nftables")
 CONNTRACK_PER_PORT_LIMIT = 32
 
 
-def select_backend(name, runner, which=None):
-    """Return ``(backend, other)``: the backend to use and the other one (for cleaning leftovers)."""
+# The backend classes of each kind of rule set: (iptables, nftables).
+KINDS = {
+    "dnat": (IptablesBackend, NftablesBackend),
+}
+MODULE_KINDS = {"wg_dnat": "dnat"}
+
+
+def select_backend(name, runner, which=None, kind="dnat"):
+    """Return ``(backend, other)``: the backend to use and the other one (for cleaning leftovers).
+
+    ``kind`` picks the rule-set family (``dnat`` for wg_dnat, ``filter`` for wg_filter); the
+    ``auto`` rule is the same for all of them.
+    """
     kwargs = {"which": which} if which else {}
-    ipt = IptablesBackend(runner, **kwargs)
-    nft = NftablesBackend(runner, **kwargs)
+    ipt_class, nft_class = KINDS[kind]
+    ipt = ipt_class(runner, **kwargs)
+    nft = nft_class(runner, **kwargs)
     if name not in BACKENDS:
         raise ValidationError("backend", "must be one of %s (got %r)" % (", ".join(BACKENDS), name))
     if name == "auto":
@@ -80,13 +96,15 @@ def flush_conntrack(runner, mappings, which):
 class RuleSet:
     """Manage one named rule set with one backend: the module's whole pipeline."""
 
-    def __init__(self, runner, set_name, backend="auto", which=None):
+    def __init__(self, runner, set_name, backend="auto", which=None, kind="dnat"):
         import shutil
 
         self.runner = runner
         self.set_name = check_set_name(set_name)
         self.which = which or shutil.which
-        self.backend, self.other = select_backend(backend, runner, which=self.which)
+        self.kind = kind
+        self.backend, self.other = select_backend(backend, runner, which=self.which, kind=kind)
+        self.desired = None
 
     def run(self, rules, state="present", check_mode=False, conntrack=True):
         """Bring the set to ``rules`` (``state=absent``: no rules, nothing left behind).
@@ -97,6 +115,7 @@ class RuleSet:
         rules = list(rules) if state == "present" else []
         installed = self.backend.installed(self.set_name)
         desired = self.backend.render(self.set_name, rules, installed)
+        self.desired = desired
         plan = self.backend.plan(installed, desired)
         # Leftovers of this set under the other backend (e.g. nftables before Docker was installed).
         other_plan, other_installed = None, None
@@ -137,3 +156,58 @@ class RuleSet:
                 % (self.backend.name, self.set_name, remaining), drift=remaining)
         result["after"] = render_lines(after)
         return result
+
+
+def _status_lines(state):
+    """Rules (by chain, in order) then jumps sorted: listings print jumps in their own order."""
+    lines = render_lines(state)
+    rules = [line for line in lines if not line.endswith("  (jump)")]
+    return rules + sorted(line for line in lines if line.endswith("  (jump)"))
+
+
+def rule_set_status(module_name, params, runner, resolver_factory=None, which=None):
+    """Report one rule set against what its module would install, changing nothing.
+
+    ``module_name``: ``"wg_dnat"`` or ``"wg_filter"``; ``params``: exactly what a role passed to
+    that module (missing keys take the module's defaults); ``runner``: a ``CommandRunner`` (only
+    read-only commands are run: ``*-save``, ``nft list``, ``wg show``); ``resolver_factory(params)``
+    -> ``resolver(container) -> (address, network)`` (default: the Docker SDK).
+
+    Returns ``{name, module, backend, present, in_sync, drift, expected, installed, counters,
+    containers}``; ``in_sync`` is false when the rules drifted or a container's installed
+    address is stale. Bad parameters raise ``ValidationError`` naming the field.
+    """
+    import shutil
+
+    params = _fw_params.module_params(module_name, params)
+    kind = MODULE_KINDS.get(module_name)
+    if kind is None:
+        raise ValidationError("module", "no rule set kind for %s" % module_name)
+    name = check_set_name(params["name"])
+    backend, _other = select_backend(params["backend"], runner, which=which or shutil.which, kind=kind)
+    installed = backend.installed(name)
+    containers = []
+    if kind == "dnat":
+        rules, containers = _fw_params.dnat_rules_status(params, runner, installed, resolver_factory)
+    else:
+        rules = _fw_params.filter_rules(params)
+    desired = backend.render(name, rules, installed)
+    report = drift(installed, desired)
+    in_sync = report.pop("in_sync") and not any(c["stale"] for c in containers)
+    counters = []
+    for item in sorted(installed.rules_with_counters(), key=lambda item: (item["scope"], item["chain"])):
+        if "packets" in item:
+            counters.append({"rule": "%s %s: %s" % (item["scope"], item["chain"], item["rule"]),
+                             "packets": item["packets"], "bytes": item["bytes"]})
+    return {
+        "name": name,
+        "module": module_name,
+        "backend": backend.name,
+        "present": bool(installed.present or installed.extra.get("table")),
+        "in_sync": bool(in_sync),
+        "drift": report,
+        "expected": _status_lines(desired),
+        "installed": _status_lines(installed),
+        "counters": counters,
+        "containers": containers,
+    }

@@ -312,13 +312,8 @@ def _field_of(rule):
     return rule.index if isinstance(rule.index, str) else "rules[%s]" % rule.index
 
 
-def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None,
-              resolver=None):
-    """Validate everything, resolve containers and return the ordered, de-duplicated rule list.
-
-    ``resolver(container_name) -> (address, network)`` is only called when a rule uses
-    ``to_container`` (after all other validation passed, so bad input never reaches Docker).
-    """
+def validate_specs(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None):
+    """Validate every rule (structured and compact) without resolving containers; returns RuleSpecs."""
     defaults = defaults or {}
     specs = []
     for i, raw in enumerate(rules or []):
@@ -327,6 +322,11 @@ def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None,
         field = "compact_rules[%d]" % i
         specs.append(validate_rule(field, parse_compact(field, text), defaults))
     check_protected(specs, protect_ports, listen_ports)
+    return specs
+
+
+def resolve_specs(specs, resolver=None):
+    """Resolve containers and return the ordered, de-duplicated, conflict-free rule list."""
     result, seen = [], set()
     for spec in specs:
         if spec.container is not None:
@@ -341,6 +341,17 @@ def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None,
             result.append(rule)
     check_conflicts(result)
     return result
+
+
+def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None,
+              resolver=None):
+    """Validate everything, resolve containers and return the ordered, de-duplicated rule list.
+
+    ``resolver(container_name) -> (address, network)`` is only called when a rule uses
+    ``to_container`` (after all other validation passed, so bad input never reaches Docker).
+    """
+    specs = validate_specs(rules, compact_rules, defaults, protect_ports, listen_ports)
+    return resolve_specs(specs, resolver)
 
 
 def listen_ports_from_wg(runner):

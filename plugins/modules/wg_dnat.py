@@ -246,13 +246,12 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     fail_from_error,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (  # noqa: E402
-    DockerResolver,
-    check_set_name,
-    listen_ports_from_wg,
-    normalise,
-    parse_compact,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
+    DNAT_ARGUMENT_SPEC,
+    DNAT_RULE_OPTIONS,
+    dnat_rules,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import DockerResolver  # noqa: E402
 
 # The docker SDK is imported only when a rule names a container (importing it costs ~0.1 s).
 HAS_DOCKER = None
@@ -270,46 +269,9 @@ def _import_docker():
     return docker, NotFound, None
 
 
-RULE_OPTIONS = dict(
-    proto=dict(type="str", choices=["tcp", "udp", "both", "all"], default="tcp"),
-    in_interface=dict(type="str"),
-    port=dict(type="raw", required=True),
-    to_address=dict(type="str"),
-    to_container=dict(type="str"),
-    to_port=dict(type="raw"),
-    out_interface=dict(type="str"),
-    masquerade=dict(type="bool"),
-    sources=dict(type="list", elements="str"),
-    log=dict(type="bool"),
-)
-
-ARGUMENT_SPEC = dict(
-    name=dict(type="str", required=True),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    backend=dict(type="str", choices=["auto", "iptables", "nftables"], default="auto"),
-    rules=dict(type="list", elements="dict", default=[], options=RULE_OPTIONS,
-               mutually_exclusive=[["to_address", "to_container"]],
-               required_one_of=[["to_address", "to_container"]]),
-    compact_rules=dict(type="list", elements="str", default=[]),
-    in_interface=dict(type="str"),
-    out_interface=dict(type="str"),
-    masquerade=dict(type="bool", default=False),
-    sources=dict(type="list", elements="str", default=[]),
-    log=dict(type="bool", default=False),
-    protect_ports=dict(type="list", elements="int", default=[]),
-    docker_network=dict(type="str"),
-    docker_host=dict(type="str"),
-    flush_conntrack=dict(type="bool", default=True),
-)
-
-
-def _needs_docker(params):
-    if any(rule.get("to_container") for rule in params["rules"]):
-        return True
-    for i, text in enumerate(params["compact_rules"]):
-        if "to_container" in parse_compact("compact_rules[%d]" % i, text):
-            return True
-    return False
+# One argument spec, shared with rule_set_status (module_utils/_fw_params.py).
+RULE_OPTIONS = DNAT_RULE_OPTIONS
+ARGUMENT_SPEC = DNAT_ARGUMENT_SPEC
 
 
 def _resolver(module, params):
@@ -321,7 +283,7 @@ def _resolver(module, params):
                   else docker.from_env())
     except Exception as exc:  # noqa: BLE001 - the SDK raises several types
         raise WgspError("to_container: cannot reach the Docker API: %s" % exc)
-    return DockerResolver(client, network=params["docker_network"], not_found=(not_found,))
+    return DockerResolver(client, network=params["docker_network"] or None, not_found=(not_found,))
 
 
 def main():
@@ -329,14 +291,8 @@ def main():
     params = module.params
     runner = CommandRunner(module)
     try:
-        check_set_name(params["name"])
-        defaults = dict((key, params[key]) for key in ("in_interface", "out_interface", "masquerade", "sources", "log"))
-        rules = []
-        if params["state"] == "present":
-            rules_in = [dict((k, v) for k, v in rule.items() if v is not None) for rule in params["rules"]]
-            resolver = _resolver(module, params) if _needs_docker(params) else None
-            rules = normalise(rules_in, params["compact_rules"], defaults, params["protect_ports"],
-                              listen_ports_from_wg(runner), resolver)
+        # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
+        rules = dnat_rules(params, runner, lambda p: _resolver(module, p))
         ruleset = RuleSet(runner, params["name"], params["backend"])
         result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
                              conntrack=params["flush_conntrack"])

@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs of the firewall modules and the one ``params -> rules`` path.
+
+The modules (``wg_dnat``, ``wg_filter``) build their ``AnsibleModule`` from the specs here, and
+``_fw_backend.rule_set_status`` reads a role's recorded parameters through the same specs and
+the same functions, so a module run and a status report can never compute different rules.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import os
+import re
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ValidationError,
+    WgspError,
+    check_no_control,
+    describe,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (
+    DockerResolver,
+    check_set_name,
+    listen_ports_from_wg,
+    resolve_specs,
+    validate_specs,
+)
+
+DNAT_RULE_OPTIONS = dict(
+    proto=dict(type="str", choices=["tcp", "udp", "both", "all"], default="tcp"),
+    in_interface=dict(type="str"),
+    port=dict(type="raw", required=True),
+    to_address=dict(type="str"),
+    to_container=dict(type="str"),
+    to_port=dict(type="raw"),
+    out_interface=dict(type="str"),
+    masquerade=dict(type="bool"),
+    sources=dict(type="list", elements="str"),
+    log=dict(type="bool"),
+)
+
+DNAT_ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    backend=dict(type="str", choices=["auto", "iptables", "nftables"], default="auto"),
+    rules=dict(type="list", elements="dict", default=[], options=DNAT_RULE_OPTIONS,
+               mutually_exclusive=[["to_address", "to_container"]],
+               required_one_of=[["to_address", "to_container"]]),
+    compact_rules=dict(type="list", elements="str", default=[]),
+    in_interface=dict(type="str"),
+    out_interface=dict(type="str"),
+    masquerade=dict(type="bool", default=False),
+    sources=dict(type="list", elements="str", default=[]),
+    log=dict(type="bool", default=False),
+    protect_ports=dict(type="list", elements="int", default=[]),
+    docker_network=dict(type="str"),
+    docker_host=dict(type="str"),
+    flush_conntrack=dict(type="bool", default=True),
+    persist_path=dict(type="path"),
+)
+
+FILTER_ALLOW_OPTIONS = dict(
+    proto=dict(type="str", choices=["tcp", "udp", "both", "icmp"], default="tcp"),
+    port=dict(type="raw"),
+    sources=dict(type="list", elements="str", default=[]),
+    destinations=dict(type="list", elements="str", default=[]),
+)
+
+FILTER_ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    backend=dict(type="str", choices=["auto", "iptables", "nftables"], default="auto"),
+    hook=dict(type="str", choices=["input", "forward"], default="input"),
+    in_interface=dict(type="str"),
+    out_interface=dict(type="str"),
+    allow=dict(type="list", elements="dict", default=[], options=FILTER_ALLOW_OPTIONS),
+    policy=dict(type="str", choices=["drop", "reject", "accept"], default="drop"),
+    established=dict(type="bool", default=True),
+    log=dict(type="bool", default=False),
+    persist_path=dict(type="path"),
+)
+
+ARGUMENT_SPECS = {"wg_dnat": DNAT_ARGUMENT_SPEC, "wg_filter": FILTER_ARGUMENT_SPEC}
+DNAT_DEFAULT_KEYS = ("in_interface", "out_interface", "masquerade", "sources", "log")
+PERSIST_PATH_RE = re.compile(r"^/[A-Za-z0-9_.,+@%=/-]*$")
+_TRUE = ("true", "yes", "on", "1", "y", "t")
+_FALSE = ("false", "no", "off", "0", "n", "f")
+
+
+def _coerce(field, value, opt):
+    kind = opt.get("type", "str")
+    if kind == "bool" and not isinstance(value, bool):
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValidationError(field, "must be a boolean (got %s)" % describe(value))
+    if kind == "list" and isinstance(value, (str, dict)):
+        return [value]
+    if kind == "list" and not isinstance(value, list):
+        raise ValidationError(field, "must be a list (got %s)" % describe(value))
+    if "choices" in opt and value not in opt["choices"]:
+        raise ValidationError(field, "must be one of %s (got %s)" % (", ".join(opt["choices"]), describe(value)))
+    return value
+
+
+def module_params(module_name, params):
+    """A module's parameters as the module sees them: argspec defaults filled in, types checked.
+
+    ``params`` is exactly what a role passed to the module; keys the module does not know fail
+    (the module would have failed too). Suboptions are left to the rule validators.
+    """
+    if module_name not in ARGUMENT_SPECS:
+        raise ValidationError("module", "must be one of %s (got %s)" % (
+            ", ".join(sorted(ARGUMENT_SPECS)), describe(module_name)))
+    spec = ARGUMENT_SPECS[module_name]
+    if not isinstance(params, dict):
+        raise ValidationError("params", "must be a dict of %s options" % module_name)
+    unknown = sorted(k for k in params if k not in spec and not str(k).startswith("_ansible"))
+    if unknown:
+        raise ValidationError(unknown[0], "is not an option of %s" % module_name)
+    out = {}
+    for key, opt in spec.items():
+        value = params.get(key)
+        if value is None:
+            value = copy.deepcopy(opt.get("default"))
+        if value is None:
+            if opt.get("required"):
+                raise ValidationError(key, "is required")
+        else:
+            value = _coerce(key, value, opt)
+        out[key] = value
+    return out
+
+
+def check_persist_path(field, value):
+    """An absolute path that is safe on a wg-quick ``PostUp = sh <path>`` line."""
+    if value is None:
+        return None
+    text = check_no_control(field, value)
+    if len(text) > 1024:
+        raise ValidationError(field, "must be at most 1024 characters (got %d)" % len(text))
+    if not PERSIST_PATH_RE.match(text) or "/../" in text + "/" or text.endswith("/"):
+        raise ValidationError(
+            field, "must be an absolute file path from A-Z a-z 0-9 _ . , + @ % = / - without '..' (got %s)"
+            % describe(value))
+    if os.path.isdir(text):
+        raise ValidationError(field, "%s is a directory" % text)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# wg_dnat
+
+
+def dnat_specs(params, runner):
+    """Validate the rules of ``wg_dnat`` parameters (no container resolved yet); returns RuleSpecs."""
+    defaults = dict((key, params[key]) for key in DNAT_DEFAULT_KEYS)
+    rules_in = []
+    for i, rule in enumerate(params["rules"] or []):
+        if not isinstance(rule, dict):
+            raise ValidationError("rules[%d]" % i, "must be a dict")
+        rules_in.append(dict((k, v) for k, v in rule.items() if v is not None))
+    return validate_specs(rules_in, params["compact_rules"], defaults, params["protect_ports"],
+                          listen_ports_from_wg(runner))
+
+
+def docker_resolver_factory(params):
+    """The default resolver: the ``docker`` SDK on ``docker_host`` or the environment's engine."""
+    try:
+        import docker
+        from docker.errors import NotFound
+    except ImportError as exc:
+        raise WgspError("to_container needs the docker Python SDK (python3-docker): %s" % exc)
+    try:
+        client = (docker.DockerClient(base_url=params["docker_host"]) if params.get("docker_host")
+                  else docker.from_env())
+    except Exception as exc:  # noqa: BLE001 - the SDK raises several types
+        raise WgspError("to_container: cannot reach the Docker API: %s" % exc)
+    return DockerResolver(client, network=params.get("docker_network") or None, not_found=(NotFound,))
+
+
+def dnat_rules(params, runner, resolver_factory=None):
+    """``wg_dnat`` parameters (defaults applied) -> the normalised Rule list the module installs.
+
+    ``resolver_factory(params) -> resolver`` is called only when a rule names a container, after
+    every rule validated. ``state=absent`` -> ``[]``.
+    """
+    check_set_name(params["name"])
+    check_persist_path("persist_path", params.get("persist_path"))
+    if params["state"] != "present":
+        return []
+    specs = dnat_specs(params, runner)
+    resolver = None
+    if any(spec.container is not None for spec in specs):
+        resolver = (resolver_factory or docker_resolver_factory)(params)
+    return resolve_specs(specs, resolver)
+
+
+def _installed_targets(spec, installed):
+    """Addresses the installed DNAT mappings of this rule point at (matched on proto/iif/ports)."""
+    found = set()
+    for family, proto, iif, port, address, to_port in installed.mappings:
+        if proto in spec.protos and iif == spec.in_interface and port == spec.port and to_port == spec.to_port:
+            found.add(address)
+    return sorted(found)
+
+
+def dnat_rules_status(params, runner, installed, resolver_factory=None):
+    """Like ``dnat_rules`` but never fails on a container: returns ``(rules, containers)``.
+
+    A container that cannot be resolved is reported (``resolved: None``, ``error``) and its rule
+    is expected at the address it is installed with (or left out when it is not installed), so the
+    rest of the set is still compared.
+    """
+    check_set_name(params["name"])
+    if params["state"] != "present":
+        return [], []
+    specs = dnat_specs(params, runner)
+    resolver, resolver_error = None, None
+    if any(spec.container is not None for spec in specs):
+        try:
+            resolver = (resolver_factory or docker_resolver_factory)(params)
+        except WgspError as exc:
+            resolver_error = exc.msg
+    containers, usable, answers = [], [], {}
+    for spec in specs:
+        if spec.container is None:
+            usable.append(spec)
+            continue
+        targets = _installed_targets(spec, installed)
+        entry = {"container": spec.container, "rule": spec.field, "resolved": None, "installed": targets,
+                 "stale": True}
+        if resolver is None:
+            entry["error"] = resolver_error
+        else:
+            try:
+                answers[spec.container] = resolver(spec.container)
+                entry["resolved"] = answers[spec.container][0]
+            except WgspError as exc:
+                entry["error"] = exc.msg
+        if entry["resolved"] is not None:
+            entry["stale"] = any(ip != entry["resolved"] for ip in targets)
+            usable.append(spec)
+        elif targets:
+            answers[spec.container] = (targets[0], params.get("docker_network") or None)
+            usable.append(spec)
+        containers.append(entry)
+    rules = resolve_specs(usable, lambda name: answers[name])
+    return rules, containers
