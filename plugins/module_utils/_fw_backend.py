@@ -22,6 +22,7 @@ __metaclass__ = type
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_params
+from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_persist
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import IptablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name
@@ -156,6 +157,20 @@ class RuleSet:
                 % (self.backend.name, self.set_name, remaining), drift=remaining)
         result["after"] = render_lines(after)
         return result
+
+
+def persist_rule_set(module_name, ruleset, path, state, check_mode=False):
+    """Write (``present``) or remove (``absent``) the set's boot script at ``path`` after ``run``.
+
+    Returns ``None`` without a path, else ``{path, changed, before, after}``.
+    """
+    if not path:
+        return None
+    path = _fw_params.check_persist_path("persist_path", path)
+    content = None
+    if state == "present":
+        content = _fw_persist.render_script(module_name, ruleset.set_name, ruleset.backend, ruleset.desired)
+    return _fw_persist.persist(path, content, check_mode=check_mode)
 
 
 def _status_lines(state):

@@ -147,7 +147,7 @@ def check_persist_path(field, value):
         raise ValidationError(field, "must be at most 1024 characters (got %d)" % len(text))
     if not PERSIST_PATH_RE.match(text) or "/../" in text + "/" or text.endswith("/"):
         raise ValidationError(
-            field, "must be an absolute file path from A-Z a-z 0-9 _ . , + @ % = / - without '..' (got %s)"
+            field, "must be an absolute file path from A-Z a-z 0-9 _ . , + @ %% = / - without '..' (got %s)"
             % describe(value))
     if os.path.isdir(text):
         raise ValidationError(field, "%s is a directory" % text)

@@ -166,6 +166,19 @@ options:
     description: Delete conntrack entries of mappings whose target changed or that were removed.
     type: bool
     default: true
+  persist_path:
+    description:
+      - With O(state=present), also write a POSIX C(sh) script to this absolute path that re-creates
+        exactly this rule set without Ansible and can run any number of times (e.g. from the wg-quick
+        config's C(PostUp = sh <persist_path>), so a reboot restores the rules).
+      - "iptables: one C(iptables-restore --noflush) per address family of the set's own chains, then
+        each jump inserted only when C(iptables -C) says it is missing (the forward jump into
+        C(DOCKER-USER) when that chain exists when the script runs). nftables: one C(nft -f) of the
+        table-replace file the module itself loads."
+      - Written atomically with mode C(0644), only when its content changes (that counts as a change
+        and shows in diff mode). With O(state=absent) the file is removed.
+      - Characters allowed are C(A-Z a-z 0-9 _ . , + @ % = / -); C(..) is refused.
+    type: path
 notes:
   - The module never touches rules outside its own chains/table, and only inserts or deletes its own jumps.
   - Two rules matching the same port, protocol and interface are refused as a conflict.
@@ -194,6 +207,15 @@ EXAMPLES = r"""
       - {port: 80, to_address: 10.7.0.2}
       - {proto: udp, port: 5000-5010, to_address: 10.7.0.2}
       - {proto: both, port: 8443, to_address: "fd00:7::2", to_port: 443, sources: ["2001:db8::/32"]}
+
+- name: Also write a boot script that wg-quick runs (PostUp = sh /etc/wg-service-proxy/wg0-public.rules)
+  wgsp.service_proxy.wg_dnat:
+    name: public
+    in_interface: eth0
+    out_interface: wg0
+    masquerade: true
+    compact_rules: ["80:10.7.0.2:80"]
+    persist_path: /etc/wg-service-proxy/wg0-public.rules
 
 - name: Remove the set (chains, jumps, table)
   wgsp.service_proxy.wg_dnat:
@@ -236,6 +258,20 @@ applied:
   description: Whether a transaction was applied (false when nothing changed and in check mode).
   returned: always
   type: bool
+persist_path:
+  description: The boot script written or removed (O(persist_path)); null without O(persist_path).
+  returned: always
+  type: dict
+  contains:
+    path:
+      description: The script's path.
+      type: str
+      returned: when O(persist_path) is set
+    changed:
+      description: Whether the script was (or, in check mode, would be) written or removed.
+      type: bool
+      returned: when O(persist_path) is set
+  sample: {path: /etc/wg-service-proxy/wg0-public.rules, changed: true}
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
@@ -245,7 +281,10 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     WgspError,
     fail_from_error,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
+    RuleSet,
+    persist_rule_set,
+)
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
     DNAT_RULE_OPTIONS,
@@ -296,10 +335,13 @@ def main():
         ruleset = RuleSet(runner, params["name"], params["backend"])
         result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
                              conntrack=params["flush_conntrack"])
+        persisted = persist_rule_set("wg_dnat", ruleset, params["persist_path"], params["state"],
+                                     check_mode=module.check_mode)
     except WgspError as exc:
         fail_from_error(module, exc)
     output = dict(
-        changed=result["changed"],
+        changed=result["changed"] or bool(persisted and persisted["changed"]),
+        persist_path=dict(path=persisted["path"], changed=persisted["changed"]) if persisted else None,
         backend=result["backend"],
         rules=[rule.to_dict() for rule in rules],
         plan=result["plan"],
@@ -314,6 +356,10 @@ def main():
             before="".join(line + "\n" for line in result["before"]),
             after="".join(line + "\n" for line in result["after"]),
         )
+        if persisted and persisted["changed"]:
+            output["diff"] = [output["diff"], dict(
+                before_header=persisted["path"], after_header=persisted["path"],
+                before=persisted["before"], after=persisted["after"])]
     module.exit_json(**output)
 
 

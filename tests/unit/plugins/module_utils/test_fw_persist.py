@@ -1,0 +1,117 @@
+"""persist_path: the boot script's content per backend, its safety checks, and the atomic write."""
+
+import os
+import stat
+import sys
+
+import pytest
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet, persist_rule_set
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import check_persist_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_persist import (
+    HEREDOC,
+    iptables_script,
+    persist,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import normalise
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_fw_iptables import FakeRunner, which_all  # noqa: E402
+from test_fw_nftables import FakeRunner as NftRunner  # noqa: E402
+
+RULES = [{"port": 80, "to_address": "10.7.0.2"}, {"proto": "udp", "port": 53, "to_address": "fd00:7::2", "log": True}]
+
+
+def planned(runner, backend):
+    rs = RuleSet(runner, "pub", backend, which=which_all)
+    rs.run(normalise(RULES, defaults={"in_interface": "eth0"}), check_mode=True)
+    return rs
+
+
+def test_iptables_script_restores_own_chains_and_checks_each_jump(tmp_path):
+    rs = planned(FakeRunner(), "iptables")
+    path = str(tmp_path / "pub.rules")
+    result = persist_rule_set("wg_dnat", rs, path, "present")
+    text = open(path).read()
+    assert result["changed"] and result["after"] == text and text.startswith("#!/bin/sh\n")
+    assert "set -e\n" in text
+    assert text.count("iptables-restore -w --noflush <<'%s'\n" % HEREDOC) == 1
+    assert text.count("ip6tables-restore -w --noflush <<'%s'\n" % HEREDOC) == 1
+    assert ":WGSP-PUB-PRE - [0:0]\n" in text and "\n-A WGSP-PUB-PRE -i eth0 -p tcp" in text
+    assert ('iptables -w -t nat -C PREROUTING -m comment --comment "wgsp:pub" -j WGSP-PUB-PRE 2>/dev/null || '
+            'iptables -w -t nat -I PREROUTING 1 -m comment --comment "wgsp:pub" -j WGSP-PUB-PRE\n') in text
+    assert 'if ip6tables -w -t filter -S DOCKER-USER >/dev/null 2>&1; then fwd=DOCKER-USER; fi\n' in text
+    assert '-I "$fwd" 1 -m comment --comment "wgsp:pub" -j WGSP-PUB-FWD' in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    # the same desired state -> no write at all
+    mtime = os.stat(path).st_mtime_ns
+    assert persist_rule_set("wg_dnat", rs, path, "present")["changed"] is False
+    assert os.stat(path).st_mtime_ns == mtime
+    # a wrong mode is a change too
+    os.chmod(path, 0o600)
+    assert persist_rule_set("wg_dnat", rs, path, "present")["changed"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_script_is_the_same_with_or_without_docker_user(tmp_path):
+    plain = planned(FakeRunner(), "iptables")
+    docker = FakeRunner()
+    docker.fam[4].tables["filter"]["DOCKER-USER"] = []
+    with_docker = planned(docker, "iptables")
+    a = iptables_script("wg_dnat", "pub", plain.desired)
+    assert a == iptables_script("wg_dnat", "pub", with_docker.desired)
+
+
+def test_nft_script_loads_the_table_replace_file(tmp_path):
+    rs = planned(NftRunner(), "nftables")
+    path = str(tmp_path / "pub.rules")
+    persist_rule_set("wg_dnat", rs, path, "present")
+    text = open(path).read()
+    body = text.split("nft -f - <<'%s'\n" % HEREDOC, 1)[1].rsplit(HEREDOC + "\n", 1)[0]
+    assert body == rs.backend.render_file("pub", rs.desired)
+    assert body.startswith("table inet wgsp_pub {\n}\ndelete table inet wgsp_pub\n")
+
+
+def test_check_mode_and_absent(tmp_path):
+    rs = planned(FakeRunner(), "iptables")
+    path = str(tmp_path / "sub" / "pub.rules")
+    result = persist_rule_set("wg_dnat", rs, path, "present", check_mode=True)
+    assert result["changed"] and not os.path.exists(path) and result["before"] == ""
+    persist_rule_set("wg_dnat", rs, path, "present")
+    assert os.path.exists(path)
+    assert persist_rule_set("wg_dnat", rs, path, "absent", check_mode=True)["changed"] and os.path.exists(path)
+    assert persist_rule_set("wg_dnat", rs, path, "absent")["changed"] and not os.path.exists(path)
+    assert persist_rule_set("wg_dnat", rs, path, "absent")["changed"] is False
+    assert persist_rule_set("wg_dnat", rs, None, "present") is None
+    assert os.listdir(str(tmp_path / "sub")) == []  # no temporary file left behind
+
+
+@pytest.mark.parametrize("entry", [
+    ("ipv4 nat", "WGSP-PUB-PRE", "-A WGSP-PUB-PRE -j ACCEPT; reboot"),
+    ("ipv4 nat", "WGSP-PUB-PRE", "-A WGSP-PUB-PRE $(reboot)"),
+    ("ipv4 nat", "WGSP-PUB-PRE", "-A WGSP-PUB-PRE -m comment --comment \"x"),
+    ("ipv4 nat", "WGSP-PUB-PRE", HEREDOC),
+])
+def test_unexpected_text_never_reaches_the_script(entry):
+    desired = Desired("iptables", "pub")
+    desired.chains[(entry[0], entry[1])] = ""
+    desired.entries.append(entry)
+    with pytest.raises(WgspError):
+        iptables_script("wg_dnat", "pub", desired)
+
+
+@pytest.mark.parametrize("bad", ["rel/path", "/etc/a b", "/etc/x;y", "/etc/$(x)", "/etc/../x", "/etc/x\n",
+                                 "/etc/`x`", "/" + "a" * 1100, "/etc/"])
+def test_bad_persist_path(bad):
+    with pytest.raises(ValidationError) as info:
+        check_persist_path("persist_path", bad)
+    assert info.value.field == "persist_path"
+
+
+def test_persist_reports_write_errors(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(WgspError):
+        persist(str(blocker / "sub" / "x.rules"), "content\n")
