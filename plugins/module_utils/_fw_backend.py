@@ -23,6 +23,7 @@ __metaclass__ = type
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_params
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_persist
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import FilterIptablesBackend, FilterNftablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import IptablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name
@@ -36,8 +37,9 @@ CONNTRACK_PER_PORT_LIMIT = 32
 # The backend classes of each kind of rule set: (iptables, nftables).
 KINDS = {
     "dnat": (IptablesBackend, NftablesBackend),
+    "filter": (FilterIptablesBackend, FilterNftablesBackend),
 }
-MODULE_KINDS = {"wg_dnat": "dnat"}
+MODULE_KINDS = {"wg_dnat": "dnat", "wg_filter": "filter"}
 
 
 def select_backend(name, runner, which=None, kind="dnat"):

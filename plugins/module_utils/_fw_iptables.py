@@ -158,6 +158,8 @@ def parse_mapping(line, family):
 
 class IptablesBackend:
     name = "iptables"
+    # (table, chain suffix, built-in parent) of every chain a set of this kind may own.
+    hooks = HOOKS
 
     def __init__(self, runner, which=shutil.which):
         self.runner = runner
@@ -184,7 +186,7 @@ class IptablesBackend:
 
     def installed(self, set_name):
         state = Installed(self.name, set_name)
-        ours = dict((chain_name(set_name, s), (t, s)) for t, s, _h in HOOKS)
+        ours = dict((chain_name(set_name, s), (t, s)) for t, s, _h in self.hooks)
         jump_re = re.compile(r"-j (%s)$" % "|".join(re.escape(c) for c in ours))
         state.facts["docker_user"] = {}
         state.facts["families"] = []

@@ -156,6 +156,14 @@ def parse_mapping(line):
 class NftablesBackend:
     name = "nftables"
 
+    @staticmethod
+    def table(set_name):
+        return table_name(set_name)
+
+    @staticmethod
+    def comment(set_name):
+        return "wgsp:%s" % set_name
+
     def __init__(self, runner, which=shutil.which):
         self.runner = runner
         self.which = which
@@ -167,7 +175,7 @@ class NftablesBackend:
         state = Installed(self.name, set_name)
         if not self.available():
             return state
-        table = table_name(set_name)
+        table = self.table(set_name)
         rc, out, err = self.runner.run(["nft", "list", "table", "inet", table], check=False)
         if rc != 0:
             if "No such file or directory" in err or "does not exist" in err:
@@ -192,7 +200,7 @@ class NftablesBackend:
         desired = Desired(self.name, set_name)
         if not rules:
             return desired
-        scope = "inet %s" % table_name(set_name)
+        scope = "inet %s" % self.table(set_name)
         lines = {"prerouting": [], "postrouting": [], "forward": []}
         seen = set()
         for rule in rules:
@@ -208,12 +216,12 @@ class NftablesBackend:
         return desired
 
     def render_file(self, set_name, desired):
-        table = table_name(set_name)
+        table = self.table(set_name)
         out = ["table inet %s {" % table, "}", "delete table inet %s" % table]
         if desired.present:
             out.append("table inet %s {" % table)
-            out.append('\tcomment "wgsp:%s"' % set_name)
-            for chain, header in CHAINS:
+            out.append('\tcomment "%s"' % self.comment(set_name))
+            for (_scope, chain), header in desired.chains.items():
                 out.append("\tchain %s {" % chain)
                 out.append("\t\t%s" % header)
                 out.extend("\t\t%s" % rule for (_s, c, rule) in desired.entries if c == chain)
@@ -223,14 +231,14 @@ class NftablesBackend:
 
     def plan(self, installed, desired):
         plan = Plan(self.name, desired.set_name)
-        table = "inet %s" % table_name(desired.set_name)
+        table = "inet %s" % self.table(desired.set_name)
         if not desired.present:
             if installed.present or installed.extra.get("table"):
                 plan.actions.append("delete table %s (%d rules)" % (table, len(installed.entries)))
                 plan.payloads.append(("inet", "delete table %s\n" % table))
             return plan
         same = (by_chain(installed.entries) == by_chain(desired.entries) and installed.chains == desired.chains
-                and installed.extra.get("comment") == "wgsp:%s" % desired.set_name)
+                and installed.extra.get("comment") == self.comment(desired.set_name))
         if not same:
             plan.actions.append("%s table %s (%d rules, was %d)" % (
                 "replace" if installed.extra.get("table") else "create", table,

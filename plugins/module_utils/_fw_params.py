@@ -22,6 +22,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     check_no_control,
     describe,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import validate_filter
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (
     DockerResolver,
     check_set_name,
@@ -253,3 +254,14 @@ def dnat_rules_status(params, runner, installed, resolver_factory=None):
         containers.append(entry)
     rules = resolve_specs(usable, lambda name: answers[name])
     return rules, containers
+
+
+# ---------------------------------------------------------------------------------------------
+# wg_filter
+
+
+def filter_rules(params):
+    """``wg_filter`` parameters (defaults applied) -> ``[FilterSet]`` (``[]`` for state=absent)."""
+    check_persist_path("persist_path", params.get("persist_path"))
+    fset = validate_filter(params)
+    return [fset] if fset is not None else []

@@ -63,7 +63,7 @@ def test_script_restores_a_wiped_set_and_is_idempotent(lab, backend, docker_user
 
     host.run(WIPE[backend])
     assert "wgsp" not in snapshot(host).lower()
-    for _ in range(2):
+    for _run in range(2):
         host.run(["sh", PATH])
         assert snapshot(host, backend) == applied
     if docker_user:

@@ -53,8 +53,8 @@ def test_iptables_lifecycle_with_docker_like_chains(lab):
     docker_user = host.run("iptables -S DOCKER-USER").stdout.splitlines()
     assert docker_user[1:] == ['-A DOCKER-USER -m comment --comment "wgsp:public" -j WGSP-PUBLIC-FWD',
                                "-A DOCKER-USER -j RETURN"]
-    assert host.run("iptables -S FORWARD").stdout.splitlines()[1:] == ["-A FORWARD -j DOCKER-USER",
-                                                                    "-A FORWARD -i br-x -j ACCEPT"]
+    assert host.run("iptables -S FORWARD").stdout.splitlines()[1:] == [
+        "-A FORWARD -j DOCKER-USER", "-A FORWARD -i br-x -j ACCEPT"]
     nat = host.run("iptables -t nat -S").stdout
     assert "--dport 22 -j DNAT --to-destination 10.0.0.9" in nat and "-s 172.17.0.0/16 -j MASQUERADE" in nat
     assert "WGSP-PUBLIC-PRE" in host.run("ip6tables -t nat -S").stdout

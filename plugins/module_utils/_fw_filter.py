@@ -1,0 +1,323 @@
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""``wg_filter``: one named filter set on an interface (input) or an interface pair (forward).
+
+Validation turns the module's parameters into a ``FilterSet``; two backends render it with the
+same owned-chain / owned-table pipeline as ``wg_dnat`` (``_fw_backend.RuleSet``):
+
+- iptables: chain ``WGSP-<NAME>-IN`` (hook input) or ``WGSP-<NAME>-FLT`` (hook forward) in the
+  filter table of each address family, reached by ONE jump from INPUT (``-i <in>``) or FORWARD
+  (``-i <in> [-o <out>]``; from DOCKER-USER when that chain exists). The chain holds the
+  established accept, the allow-list, the rate-limited LOG and ends with the policy. Rules carry
+  ``-m comment --comment "wgsp-f:<name>"``. The suffixes never collide with wg_dnat's
+  ``-PRE``/``-POST``/``-FWD``.
+- nftables: table ``inet wgsp_f_<name>`` (wg_dnat's is ``wgsp_<name>``) with one base chain on the
+  hook; every rule matches the interface(s), so other traffic is not affected.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ValidationError,
+    WgspError,
+    check_cidr,
+    check_ifname,
+    check_no_control,
+    check_port_range,
+    describe,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import (
+    DOCKER_USER,
+    TOOLS,
+    IptablesBackend,
+    chain_name,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name, format_ports
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
+
+HOOKS = {"input": ("IN", "INPUT"), "forward": ("FLT", "FORWARD")}
+POLICIES = ("drop", "reject", "accept")
+ALLOW_PROTOS = {"tcp": ("tcp",), "udp": ("udp",), "both": ("tcp", "udp"), "icmp": ("icmp",)}
+ALLOW_KEYS = ("proto", "port", "sources", "destinations")
+LOG_LIMIT = "5/min"
+
+
+def tag(set_name):
+    return "wgsp-f:%s" % set_name
+
+
+def log_prefix(set_name):
+    return "wgsp-%s " % set_name
+
+
+class Allow:
+    """One normalised allow entry: protocols, optional port range, address lists, families."""
+
+    __slots__ = ("field", "protos", "port", "sources", "destinations", "families")
+
+    def __init__(self, field, protos, port, sources, destinations):
+        self.field = field
+        self.protos = tuple(protos)
+        self.port = port
+        self.sources = tuple(sources)
+        self.destinations = tuple(destinations)
+        versions = set(ipaddress.ip_network(n).version for n in self.sources + self.destinations)
+        self.families = tuple(sorted(versions)) if versions else (4, 6)
+
+    def to_dict(self):
+        proto = "both" if len(self.protos) == 2 else self.protos[0]
+        port = None
+        if self.port is not None:
+            port = self.port[0] if self.port[0] == self.port[1] else format_ports(self.port)
+        return {"proto": proto, "port": port, "sources": list(self.sources),
+                "destinations": list(self.destinations)}
+
+
+class FilterSet:
+    """The validated desired state of one filter set."""
+
+    def __init__(self, name, hook, in_interface, out_interface, allows, policy, established, log):
+        self.name = name
+        self.hook = hook
+        self.in_interface = in_interface
+        self.out_interface = out_interface
+        self.allows = list(allows)
+        self.policy = policy
+        self.established = bool(established)
+        self.log = bool(log)
+
+    def families(self):
+        found = set()
+        for allow in self.allows:
+            found.update(allow.families)
+        return found
+
+    def to_dict(self):
+        return {"name": self.name, "hook": self.hook, "in_interface": self.in_interface,
+                "out_interface": self.out_interface, "policy": self.policy, "established": self.established,
+                "log": self.log, "allow": [a.to_dict() for a in self.allows]}
+
+
+def _networks(field, values):
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise ValidationError(field, "must be a list of CIDRs (got %s)" % describe(values))
+    out = []
+    for i, value in enumerate(values):
+        text = str(check_cidr("%s[%d]" % (field, i), value).network)
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def validate_allow(field, raw):
+    if not isinstance(raw, dict):
+        raise ValidationError(field, "must be a dict with proto, port, sources, destinations")
+    unknown = sorted(set(raw) - set(ALLOW_KEYS))
+    if unknown:
+        raise ValidationError(field, "unknown key(s): %s" % ", ".join(unknown))
+    proto = raw.get("proto")
+    check_no_control(field + ".proto", proto)
+    proto = "tcp" if proto is None else str(proto).strip().lower()
+    if proto not in ALLOW_PROTOS:
+        raise ValidationError(field + ".proto", "must be one of tcp, udp, both, icmp (got %s)" % describe(raw.get("proto")))
+    port = raw.get("port")
+    if port is not None and port != "":
+        if proto == "icmp":
+            raise ValidationError(field + ".port", "is not allowed with proto icmp")
+        port = check_port_range(field + ".port", port)
+    else:
+        port = None
+    sources = _networks(field + ".sources", raw.get("sources"))
+    destinations = _networks(field + ".destinations", raw.get("destinations"))
+    versions = set(ipaddress.ip_network(n).version for n in sources + destinations)
+    if len(versions) > 1:
+        raise ValidationError(field, "mixes IPv4 and IPv6 addresses in sources/destinations; use one entry per family")
+    return Allow(field, ALLOW_PROTOS[proto], port, sources, destinations)
+
+
+def validate_filter(params):
+    """``wg_filter`` parameters (argspec defaults applied) -> ``FilterSet`` (``None`` for absent)."""
+    name = check_set_name(params["name"])
+    hook = params.get("hook") or "input"
+    if hook not in HOOKS:
+        raise ValidationError("hook", "must be input or forward (got %s)" % describe(hook))
+    policy = params.get("policy") or "drop"
+    if policy not in POLICIES:
+        raise ValidationError("policy", "must be one of drop, reject, accept (got %s)" % describe(policy))
+    in_if = params.get("in_interface")
+    out_if = params.get("out_interface")
+    if in_if is not None:
+        in_if = check_ifname("in_interface", in_if)
+    if out_if is not None:
+        out_if = check_ifname("out_interface", out_if)
+        if hook != "forward":
+            raise ValidationError("out_interface", "is only allowed with hook forward")
+    allows = []
+    for i, raw in enumerate(params.get("allow") or []):
+        allow = validate_allow("allow[%d]" % i, dict((k, v) for k, v in raw.items() if v is not None)
+                               if isinstance(raw, dict) else raw)
+        if all(allow.to_dict() != a.to_dict() for a in allows):
+            allows.append(allow)
+    if params.get("state", "present") != "present":
+        return None
+    if in_if is None:
+        raise ValidationError("in_interface", "is required when state is present")
+    return FilterSet(name, hook, in_if, out_if, allows, policy, params.get("established", True),
+                     params.get("log", False))
+
+
+# ---------------------------------------------------------------------------------------------
+# iptables
+
+
+def render_iptables_lines(fset, family):
+    """The set's chain for one family, in ``iptables-save`` form."""
+    suffix, _hook = HOOKS[fset.hook]
+    chain = chain_name(fset.name, suffix)
+    comment = '-m comment --comment "%s"' % tag(fset.name)
+    lines = []
+    if fset.established:
+        lines.append("-A %s -m conntrack --ctstate RELATED,ESTABLISHED %s -j ACCEPT" % (chain, comment))
+    for allow in fset.allows:
+        if family not in allow.families:
+            continue
+        for src in allow.sources or (None,):
+            for dst in allow.destinations or (None,):
+                for proto in allow.protos:
+                    parts = ["-A", chain]
+                    if src:
+                        parts += ["-s", src]
+                    if dst:
+                        parts += ["-d", dst]
+                    if proto == "icmp":
+                        parts += ["-p", "icmp" if family == 4 else "ipv6-icmp"]
+                    else:
+                        parts += ["-p", proto]
+                        if allow.port is not None:
+                            parts += ["-m", proto, "--dport", format_ports(allow.port, ":")]
+                    parts += [comment, "-j ACCEPT"]
+                    line = " ".join(parts)
+                    if line not in lines:
+                        lines.append(line)
+    if fset.log and fset.policy != "accept":
+        lines.append('-A %s -m limit --limit %s %s -j LOG --log-prefix "%s"' % (
+            chain, LOG_LIMIT, comment, log_prefix(fset.name)))
+    if fset.policy == "drop":
+        lines.append("-A %s %s -j DROP" % (chain, comment))
+    elif fset.policy == "reject":
+        lines.append("-A %s %s -j REJECT --reject-with %s" % (
+            chain, comment, "icmp-port-unreachable" if family == 4 else "icmp6-port-unreachable"))
+    else:
+        lines.append("-A %s %s -j ACCEPT" % (chain, comment))
+    return chain, lines
+
+
+class FilterIptablesBackend(IptablesBackend):
+    """iptables backend of wg_filter: the dnat backend's read/plan/apply with other chains."""
+
+    hooks = tuple(("filter", suffix, parent) for suffix, parent in (HOOKS["input"], HOOKS["forward"]))
+
+    def render(self, set_name, rules, installed=None):
+        desired = Desired(self.name, set_name)
+        if not rules:
+            return desired
+        (fset,) = rules
+        docker_user = (installed.facts.get("docker_user", {}) if installed is not None else {})
+        _suffix, hook = HOOKS[fset.hook]
+        for family in (4, 6):
+            if not self.available(family):
+                # Without ip6tables the IPv6 side cannot be filtered; only IPv6-only entries are an error.
+                if family == 4 or any(a.families == (family,) for a in fset.allows):
+                    raise WgspError("the filter set needs IPv%d but %s is not installed"
+                                    % (family, " / ".join(TOOLS[family])))
+                continue
+            scope = self._scope(family, "filter")
+            chain, lines = render_iptables_lines(fset, family)
+            desired.chains[(scope, chain)] = ""
+            desired.entries.extend((scope, chain, line) for line in lines)
+            parent = DOCKER_USER if (hook == "FORWARD" and docker_user.get(family)) else hook
+            match = "-i %s" % fset.in_interface
+            if fset.out_interface:
+                match += " -o %s" % fset.out_interface
+            desired.jumps.append((scope, parent, '-A %s %s -m comment --comment "%s" -j %s' % (
+                parent, match, tag(set_name), chain)))
+        return desired
+
+
+# ---------------------------------------------------------------------------------------------
+# nftables
+
+
+def _nft_net(text):
+    addr, _sep, plen = text.partition("/")
+    if plen and int(plen) == (32 if ":" not in addr else 128):
+        return addr
+    return text
+
+
+def render_nft_lines(fset):
+    """The set's base chain rules in ``nft list`` form."""
+    iface = ['iifname "%s"' % fset.in_interface]
+    if fset.out_interface:
+        iface.append('oifname "%s"' % fset.out_interface)
+    comment = 'comment "%s"' % tag(fset.name)
+    lines = []
+    if fset.established:
+        lines.append(" ".join(iface + ["ct state established,related counter accept", comment]))
+    for allow in fset.allows:
+        fams = allow.families
+        key = "ip" if fams == (4,) else "ip6"
+        for src in allow.sources or (None,):
+            for dst in allow.destinations or (None,):
+                addr = []
+                if src:
+                    addr.append("%s saddr %s" % (key, _nft_net(src)))
+                if dst:
+                    addr.append("%s daddr %s" % (key, _nft_net(dst)))
+                for proto in allow.protos:
+                    if proto == "icmp":
+                        matches = [["meta l4proto %s" % ("icmp" if fam == 4 else "ipv6-icmp")] for fam in fams]
+                    elif allow.port is not None:
+                        matches = [["%s dport %s" % (proto, format_ports(allow.port))]]
+                    else:
+                        matches = [["meta l4proto %s" % proto]]
+                    for match in matches:
+                        line = " ".join(iface + addr + match + ["counter accept", comment])
+                        if line not in lines:
+                            lines.append(line)
+    if fset.log and fset.policy != "accept":
+        lines.append(" ".join(iface + ['limit rate 5/minute log prefix "%s"' % log_prefix(fset.name), comment]))
+    lines.append(" ".join(iface + ["counter %s" % fset.policy, comment]))
+    return lines
+
+
+class FilterNftablesBackend(NftablesBackend):
+    """nftables backend of wg_filter: table ``inet wgsp_f_<name>``, one base chain on the hook."""
+
+    @staticmethod
+    def table(set_name):
+        return "wgsp_f_%s" % set_name
+
+    @staticmethod
+    def comment(set_name):
+        return tag(set_name)
+
+    def render(self, set_name, rules, installed=None):
+        desired = Desired(self.name, set_name)
+        if not rules:
+            return desired
+        (fset,) = rules
+        scope = "inet %s" % self.table(set_name)
+        desired.chains[(scope, fset.hook)] = "type filter hook %s priority filter; policy accept;" % fset.hook
+        desired.entries.extend((scope, fset.hook, line) for line in render_nft_lines(fset))
+        return desired

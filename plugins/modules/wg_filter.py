@@ -1,0 +1,262 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: wgsp.service_proxy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: wg_filter
+short_description: Owned, atomic filter sets (allow-list plus policy) on a WireGuard interface
+version_added: 0.1.0
+description:
+  - Manages one named filter set as a whole. It applies to the traffic arriving on
+    O(in_interface) for this host (O(hook=input)), or forwarded from O(in_interface) to
+    O(out_interface) (O(hook=forward)); other interfaces are not affected.
+  - The set accepts established/related traffic (O(established)), then what O(allow) lists, and
+    applies O(policy) to everything else of that interface, optionally logging it (O(log)).
+  - "Uses: the hub isolates its clients (O(hook=forward), O(in_interface=wg0),
+    O(out_interface=wg0), only the declared flows pass); a share client restricts what arrives on
+    its tunnel (O(hook=input), O(in_interface=wg0))."
+  - "iptables backend: one chain per set, C(WGSP-<NAME>-IN) (input) or C(WGSP-<NAME>-FLT)
+    (forward), in the filter table of IPv4 and IPv6, reached by ONE jump from C(INPUT)
+    (C(-i <in_interface>)) or C(FORWARD) (C(-i <in_interface> -o <out_interface>); from
+    C(DOCKER-USER) when that chain exists), inserted only when missing. The chain ends with the
+    policy. Every rule carries the comment C(wgsp-f:<name>). The chains never collide with a
+    M(wgsp.service_proxy.wg_dnat) set of the same name (C(-PRE), C(-POST), C(-FWD)). Changes go in
+    one C(iptables-restore --noflush) per family after C(--test) validated both."
+  - "nftables backend: table C(inet wgsp_f_<name>) with one base chain on the hook whose rules
+    all match the interface(s), replaced in one C(nft -f) transaction after C(nft -c). A drop in
+    this table is final; an accept here does not override a drop in another table."
+author:
+  - wgsp.service_proxy contributors (@wgsp)
+requirements:
+  - iptables (C(iptables-save), C(iptables-restore), C(ip6tables-*)) or nftables (C(nft))
+attributes:
+  check_mode:
+    support: full
+    description: Reports the plan (RV(plan)) and changes nothing.
+  diff_mode:
+    support: full
+    description: Before/after lines of the set's rules and jump (and of the O(persist_path) script).
+  platform:
+    support: full
+    platforms: linux
+    description: Linux only (netfilter).
+options:
+  name:
+    description:
+      - Name of the filter set, 1-12 characters from C(a-z 0-9 _). It names the chain and the table.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) makes the set exactly as described; V(absent) removes its chains, jumps, table
+        and O(persist_path) file.
+    type: str
+    choices: [present, absent]
+    default: present
+  backend:
+    description:
+      - V(auto) uses iptables when Docker's chains (C(DOCKER), C(DOCKER-USER)) exist or C(nft) is
+        missing, else nftables. Leftovers of the same set under the other backend are removed.
+    type: str
+    choices: [auto, iptables, nftables]
+    default: auto
+  hook:
+    description:
+      - V(input) filters traffic arriving on O(in_interface) for this host; V(forward) filters
+        traffic forwarded from O(in_interface) (to O(out_interface) when set).
+    type: str
+    choices: [input, forward]
+    default: input
+  in_interface:
+    description: The interface the filtered traffic arrives on. Required when O(state=present).
+    type: str
+  out_interface:
+    description: With O(hook=forward), only traffic leaving on this interface is filtered.
+    type: str
+  allow:
+    description: What passes (evaluated after O(established)).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      proto:
+        description: Protocol; V(both) is TCP and UDP; V(icmp) is ICMP for IPv4 and ICMPv6 for IPv6.
+        type: str
+        choices: [tcp, udp, both, icmp]
+        default: tcp
+      port:
+        description: Destination port V(N) or range V(N-M); omit for any port. Not allowed with V(icmp).
+        type: raw
+      sources:
+        description: Source CIDRs; empty = any. One entry uses one address family.
+        type: list
+        elements: str
+        default: []
+      destinations:
+        description: Destination CIDRs; empty = any.
+        type: list
+        elements: str
+        default: []
+  policy:
+    description: What happens to the other traffic of that interface (and hook).
+    type: str
+    choices: [drop, reject, accept]
+    default: drop
+  established:
+    description: Accept packets of established and related connections first (replies of allowed flows).
+    type: bool
+    default: true
+  log:
+    description: Log what the policy drops or rejects (kernel log, 5 per minute, prefix C(wgsp-<name>)).
+    type: bool
+    default: false
+  persist_path:
+    description:
+      - With O(state=present), also write a POSIX C(sh) script to this absolute path that re-creates
+        exactly this set without Ansible and can run any number of times (e.g. from the wg-quick
+        config's C(PostUp = sh <persist_path>)). Same format as M(wgsp.service_proxy.wg_dnat)'s.
+      - Written atomically with mode C(0644), only when its content changes. Removed with O(state=absent).
+    type: path
+notes:
+  - The module never touches rules outside its own chains/table, and only inserts or deletes its own jump.
+seealso:
+  - module: wgsp.service_proxy.wg_dnat
+"""
+
+EXAMPLES = r"""
+- name: Hub, isolate the clients (only the proxy may reach the share's port 80 through the hub)
+  wgsp.service_proxy.wg_filter:
+    name: isolate
+    hook: forward
+    in_interface: wg0
+    out_interface: wg0
+    allow:
+      - {proto: tcp, port: 80, sources: [10.7.0.3], destinations: [10.7.0.2]}
+    policy: drop
+    log: true
+    persist_path: /etc/wg-service-proxy/wg0-isolate.rules
+
+- name: Share client, only SSH and ping arrive through the tunnel
+  wgsp.service_proxy.wg_filter:
+    name: input
+    hook: input
+    in_interface: wg0
+    allow:
+      - {proto: tcp, port: 22}
+      - {proto: icmp}
+    policy: drop
+
+- name: Remove the set
+  wgsp.service_proxy.wg_filter:
+    name: input
+    state: absent
+"""
+
+RETURN = r"""
+backend:
+  description: The backend used.
+  returned: always
+  type: str
+  sample: iptables
+filter:
+  description: The normalised filter set (null with O(state=absent)).
+  returned: always
+  type: dict
+  sample:
+    name: isolate
+    hook: forward
+    in_interface: wg0
+    out_interface: wg0
+    policy: drop
+    established: true
+    log: false
+    allow: [{proto: tcp, port: 80, sources: [10.7.0.3/32], destinations: [10.7.0.2/32]}]
+plan:
+  description: The changes made (or, in check mode, that would be made).
+  returned: always
+  type: list
+  elements: str
+  sample: ["ipv4 filter: create chain WGSP-ISOLATE-FLT (3 rules, was 0)"]
+applied:
+  description: Whether a transaction was applied (false when nothing changed and in check mode).
+  returned: always
+  type: bool
+persist_path:
+  description: The boot script written or removed (O(persist_path)); null without O(persist_path).
+  returned: always
+  type: dict
+  contains:
+    path:
+      description: The script's path.
+      type: str
+      returned: when O(persist_path) is set
+    changed:
+      description: Whether the script was (or, in check mode, would be) written or removed.
+      type: bool
+      returned: when O(persist_path) is set
+  sample: {path: /etc/wg-service-proxy/wg0-isolate.rules, changed: false}
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
+    CommandRunner,
+    WgspError,
+    fail_from_error,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
+    RuleSet,
+    persist_rule_set,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
+    FILTER_ARGUMENT_SPEC,
+    filter_rules,
+)
+
+# One argument spec, shared with rule_set_status (module_utils/_fw_params.py).
+ARGUMENT_SPEC = FILTER_ARGUMENT_SPEC
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    runner = CommandRunner(module)
+    try:
+        # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
+        rules = filter_rules(params)
+        ruleset = RuleSet(runner, params["name"], params["backend"], kind="filter")
+        result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode, conntrack=False)
+        persisted = persist_rule_set("wg_filter", ruleset, params["persist_path"], params["state"],
+                                     check_mode=module.check_mode)
+    except WgspError as exc:
+        fail_from_error(module, exc)
+    output = dict(
+        changed=result["changed"] or bool(persisted and persisted["changed"]),
+        backend=result["backend"],
+        filter=rules[0].to_dict() if rules else None,
+        plan=result["plan"],
+        applied=result["applied"],
+        persist_path=dict(path=persisted["path"], changed=persisted["changed"]) if persisted else None,
+    )
+    if module._diff:
+        output["diff"] = dict(
+            before_header="%s filter set %s (installed)" % (result["backend"], params["name"]),
+            after_header="%s filter set %s (desired)" % (result["backend"], params["name"]),
+            before="".join(line + "\n" for line in result["before"]),
+            after="".join(line + "\n" for line in result["after"]),
+        )
+        if persisted and persisted["changed"]:
+            output["diff"] = [output["diff"], dict(
+                before_header=persisted["path"], after_header=persisted["path"],
+                before=persisted["before"], after=persisted["after"])]
+    module.exit_json(**output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""wg_filter module: argument handling, check mode, diff, failures; commands faked at CommandRunner.run."""
+
+import json
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible_collections.wgsp.service_proxy.plugins.modules import wg_filter
+
+EMPTY_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+
+
+class Exit(Exception):
+    pass
+
+
+def run_module(monkeypatch, args, check_mode=False, diff=False, nft=False):
+    calls = []
+
+    def fake_run(self, argv, data=None, check=True, env=None):
+        calls.append(list(argv))
+        if argv[0].endswith("-save"):
+            return 0, EMPTY_SAVE, ""
+        if argv[:2] == ["nft", "list"]:
+            return 1, "", "Error: No such file or directory"
+        return 0, "", ""
+
+    results = {}
+
+    def exit_json(self, **kw):
+        results.update(kw)
+        raise Exit()
+
+    def fail_json(self, **kw):
+        kw["failed"] = True
+        results.update(kw)
+        raise Exit()
+
+    monkeypatch.setattr(wg_filter.CommandRunner, "run", fake_run)
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
+    import shutil
+    monkeypatch.setattr(shutil, "which", lambda tool: None if (tool == "nft" and not nft) else "/usr/sbin/" + tool)
+    payload = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
+    try:
+        from ansible.module_utils import testing  # ansible-core >= 2.19
+        with testing.patch_module_args(payload):
+            with pytest.raises(Exit):
+                wg_filter.main()
+    except ImportError:
+        with pytest.raises(Exit):
+            wg_filter.main()
+    return results, calls
+
+
+def writes(calls):
+    return [c for c in calls if c[0].endswith("-restore") or c[:2] in (["nft", "-f"], ["nft", "-c"])]
+
+
+ARGS = {"name": "isolate", "backend": "iptables", "hook": "forward", "in_interface": "wg0", "out_interface": "wg0",
+        "allow": [{"proto": "tcp", "port": 80, "sources": ["10.7.0.3"], "destinations": ["10.7.0.2"]}]}
+
+
+def test_check_mode_with_diff_and_persist(monkeypatch, tmp_path):
+    path = str(tmp_path / "isolate.rules")
+    result, calls = run_module(monkeypatch, dict(ARGS, persist_path=path), check_mode=True, diff=True)
+    assert result["changed"] and not result.get("failed") and writes(calls) == []
+    assert not (tmp_path / "isolate.rules").exists()
+    rules_diff, file_diff = result["diff"]
+    assert "WGSP-ISOLATE-FLT" in rules_diff["after"] and rules_diff["before"] == ""
+    assert file_diff["after"].startswith("#!/bin/sh\n") and file_diff["before"] == ""
+    assert result["persist_path"] == {"path": path, "changed": True}
+    assert result["filter"]["allow"] == [{"proto": "tcp", "port": 80, "sources": ["10.7.0.3/32"],
+                                          "destinations": ["10.7.0.2/32"]}]
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"allow": [{"proto": "icmp", "port": 1}]}, "allow[0].port"),
+    ({"in_interface": "wg0;x"}, "in_interface"),
+    ({"hook": "input"}, "out_interface"),
+    ({"allow": [{"sources": ["10.7.0.0/33"]}]}, "allow[0].sources[0]"),
+])
+def test_bad_input_fails_before_any_command(monkeypatch, change, field):
+    result, calls = run_module(monkeypatch, dict(ARGS, **change))
+    assert result["failed"] and result["field"] == field and calls == []
+
+
+def test_argspec_rejects_policy(monkeypatch):
+    result, calls = run_module(monkeypatch, dict(ARGS, policy="maybe"))
+    assert result["failed"] and "policy" in result["msg"] and calls == []
+
+
+def test_absent_on_clean_host_is_unchanged(monkeypatch):
+    result, calls = run_module(monkeypatch, {"name": "isolate", "state": "absent"}, nft=True)
+    assert result["changed"] is False and writes(calls) == [] and result["filter"] is None
