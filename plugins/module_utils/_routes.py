@@ -155,12 +155,20 @@ class RouteManager:
                 routes.append(route_from_msg(msg, {oif: ifname}))
         return routes
 
-    def plan(self, desired, ifname, state="present", exclusive=False):
-        """Returns ``(oif, adds, deletes, before, after)``; adds/deletes are Route lists."""
+    def plan(self, desired, ifname, state="present", exclusive=False, check_mode=False):
+        """Returns ``(oif, adds, deletes, before, after)``; adds/deletes are Route lists.
+
+        A missing interface is an error, except in check mode: a role's ``--check`` on a new host
+        runs before the interface exists, so every desired route is reported as an add.
+        """
         oif = self.oif(ifname)
         if oif is None:
             if state == "absent":
                 return None, [], [], [], []
+            if check_mode:
+                for route in desired:
+                    route.proto = self.proto
+                return None, list(desired), [], [], sorted(r.render() for r in desired)
             raise WgspError("interface: no such interface %r" % ifname)
         for route in desired:
             route.oif = oif

@@ -182,7 +182,7 @@ def run(module, iproute):
     desired = normalise_routes(routes_in, params["interface"], params["table"], params["metric"])
     manager = RouteManager(iproute, proto=proto)
     _oif, adds, deletes, before, after = manager.plan(desired, params["interface"], params["state"],
-                                                      params["exclusive"])
+                                                      params["exclusive"], check_mode=module.check_mode)
     result = dict(changed=bool(adds or deletes), routes=[r.to_dict() for r in desired],
                   added=[r.render() for r in adds], removed=[r.render() for r in deletes])
     if module._diff:

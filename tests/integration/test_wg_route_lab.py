@@ -55,3 +55,18 @@ def test_wg_route_bad_input_and_missing_interface(lab):
     missing = host.module("wg_route", {"interface": "wg0", "routes": [{"dest": "10.7.0.0/24"}]})
     assert missing["failed"] and "no such interface" in missing["msg"]
     assert routes(host) == before
+
+
+def test_wg_route_check_mode_before_the_interface_exists(lab):
+    """A role's --check on a brand-new host runs through: the routes it would add, nothing changed."""
+    require_root_tools("ip")
+    host = lab.host("proxy")
+    before = routes(host)
+    check = host.module("wg_route", {"interface": "wg0", "routes": ROUTES}, check_mode=True, diff=True)
+    assert not check.get("failed") and check["changed"], check
+    assert check["added"] == ["10.7.0.0/24 dev wg0 table 254 metric 0 proto 87",
+                              "192.168.50.0/24 dev wg0 table 254 metric 100 proto 87",
+                              "10.9.0.0/24 dev wg0 table 1000 metric 0 proto 87",
+                              "fd00:7::/64 dev wg0 table 254 metric 1024 proto 87"]
+    assert check["removed"] == [] and check["diff"]["before"] == ""
+    assert routes(host) == before

@@ -68,3 +68,18 @@ def test_validation_names_field(monkeypatch):
     assert result["failed"] and result["field"] == "routes[0].gateway" and ipr.writes == []
     result = run_module(monkeypatch, {"interface": "wg0", "proto": 300}, ipr)
     assert result["failed"] and result["field"] == "proto"
+
+
+def test_check_mode_without_the_interface_reports_the_routes(monkeypatch):
+    """A role's --check on a brand-new host: wg0 does not exist yet, the plan is every route."""
+    ipr = FakeIPRoute()
+    ipr.links.pop("wg0", None)
+    result = run_module(monkeypatch, ARGS, ipr, check_mode=True, diff=True)
+    assert not result.get("failed") and result["changed"] and ipr.writes == []
+    assert result["added"] == ["10.7.0.0/24 dev wg0 table 1000 metric 0 proto 87",
+                               "fd00:7::/64 dev wg0 table 1000 metric 5 proto 87"]
+    assert result["diff"]["before"] == "" and "10.7.0.0/24 dev wg0" in result["diff"]["after"]
+    # absent in check mode: nothing to remove; a real run still fails clearly
+    assert run_module(monkeypatch, {"interface": "wg0", "state": "absent"}, ipr, check_mode=True)["changed"] is False
+    failed = run_module(monkeypatch, ARGS, ipr)
+    assert failed["failed"] and "no such interface" in failed["msg"] and ipr.writes == []
