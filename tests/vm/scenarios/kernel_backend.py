@@ -1,0 +1,375 @@
+"""Kernel-backend scenarios, run in order inside the VM by runner.py (they share one tunnel).
+
+Topology: network namespaces ``a`` and ``b`` joined by a veth pair (underlay 192.0.2.1/.2), kernel
+WireGuard interfaces ``wga`` (10.7.0.1, port 51820) and ``wgb`` (10.7.0.2, port 51821) made by
+``wg_interface`` with ``backend: auto``. Interface names differ, so the default key and wg-quick paths
+(/etc/wireguard/<name>.key|.conf) never collide between the namespaces.
+"""
+
+import base64
+import binascii
+import os
+import subprocess
+import time
+
+from harness import (ANSIBLE_LIB, COLLECTION, PYROUTE2_LIB, PYTHON, Skip, ansible_adhoc, check, module_ok,
+                     run_module, scenario, sh)
+
+UNDERLAY = {"a": "192.0.2.1", "b": "192.0.2.2"}
+TUNNEL = {"a": "10.7.0.1", "b": "10.7.0.2"}
+PORT = {"a": 51820, "b": 51821}
+IFNAME = {"a": "wga", "b": "wgb"}
+PSK_PATH = "/etc/wireguard/ab.psk"
+STATE = {}  # shared between the scenarios: public keys, the last arguments per interface
+
+ECHO_SERVER = r"""
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(1)
+print("listening", flush=True)
+conn, _peer = srv.accept()
+data = b""
+while len(data) < int(sys.argv[3]):
+    chunk = conn.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+conn.sendall(data)
+conn.close()
+"""
+
+ECHO_CLIENT = r"""
+import os, socket, sys
+payload = os.urandom(int(sys.argv[3]))
+conn = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+conn.sendall(payload)
+data = b""
+while len(data) < len(payload):
+    chunk = conn.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print("echo ok" if data == payload else "echo MISMATCH %d/%d" % (len(data), len(payload)))
+"""
+
+
+def genkey():
+    private = sh(["wg", "genkey"]).stdout.strip()
+    public = sh(["wg", "pubkey"], input_text=private + "\n").stdout.strip()
+    return private, public
+
+
+def wg_dump(ns, ifname):
+    """``wg show dump`` parsed: {"port", "fwmark", "peers": {pub: {...}}} (private and preshared keys dropped)."""
+    lines = sh(["wg", "show", ifname, "dump"], ns=ns).stdout.strip().splitlines()
+    head = lines[0].split("\t")
+    peers = {}
+    for line in lines[1:]:
+        fields = line.split("\t")
+        peers[fields[0]] = {"psk_set": fields[1] != "(none)", "endpoint": fields[2],
+                            "allowed_ips": sorted(fields[3].split(",")) if fields[3] != "(none)" else [],
+                            "handshake": int(fields[4]), "rx": int(fields[5]), "tx": int(fields[6]),
+                            "keepalive": fields[7]}
+    return {"public_key": head[1], "port": head[2], "fwmark": head[3], "peers": peers}
+
+
+def link_exists(ns, ifname):
+    return sh(["ip", "link", "show", ifname], ns=ns, check_rc=False).returncode == 0
+
+
+def iface_args(side, peers=True, **extra):
+    other = "b" if side == "a" else "a"
+    args = {"name": IFNAME[side], "addresses": ["%s/24" % TUNNEL[side]], "listen_port": PORT[side]}
+    if peers:
+        args["peers"] = [{"public_key": STATE["pub"][other], "endpoint": "%s:%d" % (UNDERLAY[other], PORT[other]),
+                          "allowed_ips": ["%s/32" % TUNNEL[other]], "preshared_key_path": PSK_PATH}]
+    args.update(extra)
+    return args
+
+
+def apply(side, args, **kwargs):
+    result = module_ok("wg_interface", args, ns=side, **kwargs)
+    check(result.get("backend") == "kernel", "backend auto did not resolve to kernel", result=result)
+    STATE.setdefault("args", {})[side] = args
+    return result
+
+
+def echo(ns_from, ns_to, size=200000, port=7000):
+    """A TCP echo of ``size`` random bytes through the tunnel (python sockets, both ends in the VM)."""
+    server = subprocess.Popen(["ip", "netns", "exec", ns_to, PYTHON, "-c", ECHO_SERVER, TUNNEL[ns_to], str(port), str(size)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        check(server.stdout.readline().strip() == "listening", "echo server did not start")
+        out = sh([PYTHON, "-c", ECHO_CLIENT, TUNNEL[ns_to], str(port), str(size)], ns=ns_from, check_rc=False, timeout=60)
+        check(out.stdout.strip() == "echo ok", "TCP echo through the tunnel failed", stdout=out.stdout, stderr=out.stderr)
+    finally:
+        if server.poll() is None:
+            server.kill()  # our own child, by PID
+        server.wait()
+
+
+def ping(ns_from, ns_to):
+    out = sh(["ping", "-c", "2", "-W", "3", TUNNEL[ns_to]], ns=ns_from, check_rc=False, timeout=30)
+    check(out.returncode == 0, "ping %s -> %s through the tunnel failed" % (ns_from, ns_to), stdout=out.stdout)
+
+
+def need(*keys):
+    for key in keys:
+        if key not in STATE:
+            raise Skip("needs the tunnel of an earlier scenario, which did not come up")
+
+
+def peer_of(ns, other):
+    return wg_dump(ns, IFNAME[ns])["peers"].get(STATE["pub"][other])
+
+
+@scenario
+def smoke():
+    """The VM itself: Debian's kernel with a working WireGuard module and both pyroute2 versions."""
+    check(os.path.isdir("/sys/module/wireguard"), "wireguard module not loaded")
+    sh(["ip", "link", "add", "wgsmoke", "type", "wireguard"])
+    shown = sh(["wg", "show", "wgsmoke"]).stdout
+    sh(["ip", "link", "del", "wgsmoke"])
+    check("interface: wgsmoke" in shown, "wg show did not show the kernel interface", shown=shown)
+    start = time.monotonic()
+    new = sh([PYTHON, "-c", "import pyroute2, ansible.module_utils.basic; print(pyroute2.__version__)"],
+             env={"PYTHONPATH": PYROUTE2_LIB + ":" + ANSIBLE_LIB}).stdout.strip()
+    import_seconds = time.monotonic() - start
+    old = sh([PYTHON, "-c", "from importlib.metadata import version; print(version('pyroute2'))"]).stdout.strip()
+    check(new.startswith("0.9.") and old.startswith("0.7."), "unexpected pyroute2 versions", new=new, old=old)
+    check(os.path.isfile(COLLECTION + "/plugins/modules/wg_interface.py"), "wg_interface is not in the collection")
+    return "kernel %s, pyroute2 %s (PyPI) and %s (Debian), python+imports %.1fs" % (os.uname().release, new, old, import_seconds)
+
+
+@scenario
+def tunnel_handshake_and_traffic():
+    """Create wga/wgb with backend auto (kernel), keys generated on the host, then peer them and talk."""
+    for ns in ("a", "b"):
+        sh(["ip", "netns", "add", ns])
+        sh(["ip", "link", "set", "lo", "up"], ns=ns)
+    sh(["ip", "link", "add", "va", "netns", "a", "type", "veth", "peer", "vb", "netns", "b"])
+    for ns, dev in (("a", "va"), ("b", "vb")):
+        sh(["ip", "addr", "add", UNDERLAY[ns] + "/24", "dev", dev], ns=ns)
+        sh(["ip", "link", "set", dev, "up"], ns=ns)
+    psk = sh(["wg", "genpsk"]).stdout
+    with open(os.open(PSK_PATH, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="ascii") as handle:
+        handle.write(psk)
+
+    planned = run_module("wg_interface", iface_args("a", peers=False), ns="a", check_mode=True)
+    check(planned.get("changed") is True and not planned.get("failed"), "check mode did not plan a change", result=planned)
+    check(not link_exists("a", "wga") and not os.path.exists("/etc/wireguard/wga.key"),
+          "check mode created the interface or its key")
+
+    STATE["pub"] = {}
+    for ns in ("a", "b"):
+        result = apply(ns, iface_args(ns, peers=False))
+        check(result["changed"] and result["public_key"], "interface not created", result=result)
+        check(oct(os.stat("/etc/wireguard/%s.key" % IFNAME[ns]).st_mode & 0o777) == "0o600", "key file is not 0600")
+        STATE["pub"][ns] = result["public_key"]
+        kind = sh(["ip", "-d", "link", "show", IFNAME[ns]], ns=ns).stdout
+        check(" wireguard " in kind, "link is not a kernel wireguard link", link=kind)
+    for ns in ("a", "b"):
+        result = apply(ns, iface_args(ns))
+        check(result["changed"] and result["set_requests"] == 1, "adding the peer took other than one set request",
+              result=result)
+    ping("a", "b")
+    echo("a", "b")
+    peer = peer_of("a", "b")
+    check(peer and peer["handshake"] > 0 and peer["psk_set"], "no handshake (or no preshared key) on wga", peer=peer)
+    check(peer["allowed_ips"] == ["10.7.0.2/32"], "wrong allowed IPs on wga", peer=peer)
+    STATE["handshake"] = peer["handshake"]
+    STATE["handshake_at"] = time.time()
+    return "handshake at %d, ping and a 200 kB TCP echo through the kernel tunnel" % peer["handshake"]
+
+
+@scenario
+def unchanged_rerun_sends_nothing():
+    """Same arguments again: changed=false, zero set requests, no link/address event, session untouched."""
+    need("pub", "handshake")
+    before = {ns: wg_dump(ns, IFNAME[ns]) for ns in ("a", "b")}
+    monitor = subprocess.Popen(["ip", "-n", "a", "monitor", "link", "address", "route"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(0.5)
+        results = {ns: apply(ns, STATE["args"][ns]) for ns in ("a", "b")}
+        checked = run_module("wg_interface", STATE["args"]["a"], ns="a", check_mode=True, diff=True)
+        time.sleep(0.5)
+    finally:
+        monitor.kill()  # our own child, by PID
+    events = monitor.communicate()[0]
+    for ns, result in results.items():
+        check(result["changed"] is False and result["set_requests"] == 0 and result["actions"] == [],
+              "re-run in %s was not a no-op" % ns, result=result)
+    check(checked["changed"] is False and checked["diff"]["before"] == checked["diff"]["after"],
+          "check mode with diff reported a change", result=checked)
+    check(events.strip() == "", "the re-run changed links/addresses/routes in namespace a", events=events)
+    for ns in ("a", "b"):
+        after = wg_dump(ns, IFNAME[ns])
+        for pub, peer in before[ns]["peers"].items():
+            now = after["peers"][pub]
+            same = {k: v for k, v in peer.items() if k not in ("rx", "tx")} == {k: v for k, v in now.items() if k not in ("rx", "tx")}
+            check(same and now["rx"] >= peer["rx"], "the re-run touched peer %s in %s" % (pub, ns), before=peer, after=now)
+    return "changed=false, set_requests=0 on both ends, no netlink event, handshake %d kept" % STATE["handshake"]
+
+
+@scenario
+def add_remove_peer_keeps_session():
+    """Adding and then removing a second peer on wga leaves the wga<->wgb session as it was."""
+    need("pub", "handshake")
+    _private, third = genkey()
+    STATE["third"] = third
+    before = peer_of("a", "b")
+    args = dict(STATE["args"]["a"])
+    args["peers"] = args["peers"] + [{"public_key": third, "allowed_ips": ["10.7.0.3/32", "10.9.0.0/24"]}]
+    added = apply("a", args)
+    check(added["changed"] and added["set_requests"] == 1, "adding a peer was not exactly one set request", result=added)
+    mid = peer_of("a", "b")
+    check(mid["handshake"] == before["handshake"] and mid["rx"] >= before["rx"] and mid["tx"] >= before["tx"],
+          "adding a peer reset the existing peer's session", before=before, after=mid)
+    third_peer = wg_dump("a", "wga")["peers"].get(third)
+    check(third_peer and third_peer["allowed_ips"] == ["10.7.0.3/32", "10.9.0.0/24"], "new peer not as declared", peer=third_peer)
+    echo("a", "b", port=7001)
+
+    removed = apply("a", dict(args, peers=args["peers"][:1]))
+    check(removed["changed"] and removed["set_requests"] == 1, "removing a peer was not exactly one set request", result=removed)
+    dump = wg_dump("a", "wga")
+    after = dump["peers"][STATE["pub"]["b"]]
+    check(third not in dump["peers"], "the removed peer is still there", peers=list(dump["peers"]))
+    check(after["handshake"] == before["handshake"] and after["rx"] >= mid["rx"], "removing a peer reset the other session",
+          before=before, after=after)
+    STATE["args"]["a"] = dict(args, peers=args["peers"][:1])
+    echo("a", "b", port=7002)
+    return "handshake %d unchanged across add and remove; traffic kept flowing" % before["handshake"]
+
+
+@scenario
+def untouched_allowed_ips_survive_update():
+    """Updates of one peer (keepalive, endpoint, allowed IPs) leave every other peer's allowed IPs alone."""
+    need("pub", "third")
+    args = dict(STATE["args"]["a"])
+    base_b = dict(args["peers"][0])
+    third = {"public_key": STATE["third"], "allowed_ips": ["10.7.0.3/32", "10.9.0.0/24"]}
+    apply("a", dict(args, peers=[base_b, third]))
+    steps = [
+        ("keepalive of the third peer", [base_b, dict(third, persistent_keepalive=25)]),
+        ("keepalive of the wgb peer", [dict(base_b, persistent_keepalive=15), dict(third, persistent_keepalive=25)]),
+        ("endpoint of the third peer", [dict(base_b, persistent_keepalive=15),
+                                        dict(third, persistent_keepalive=25, endpoint="192.0.2.3:51999")]),
+        ("allowed IPs of the third peer", [dict(base_b, persistent_keepalive=15),
+                                           dict(third, persistent_keepalive=25, endpoint="192.0.2.3:51999",
+                                                allowed_ips=["10.7.0.3/32", "10.9.1.0/24"])]),
+    ]
+    for label, peers in steps:
+        result = apply("a", dict(args, peers=peers))
+        check(result["changed"] and result["set_requests"] == 1, "%s: not exactly one set request" % label, result=result)
+        dump = wg_dump("a", "wga")["peers"]
+        for want in peers:
+            got = dump.get(want["public_key"])
+            check(got is not None and got["allowed_ips"] == sorted(want["allowed_ips"]),
+                  "%s: allowed IPs of %s changed" % (label, want["public_key"]), want=want["allowed_ips"], got=got)
+    again = apply("a", dict(args, peers=steps[-1][1]))
+    check(again["changed"] is False and again["set_requests"] == 0, "re-run after the updates not a no-op", result=again)
+    STATE["args"]["a"] = dict(args, peers=[dict(base_b, persistent_keepalive=15)])
+    apply("a", STATE["args"]["a"])
+    ping("a", "b")
+    return "%d single-peer updates, allowed IPs of the other peer intact each time" % len(steps)
+
+
+def _forms(key_b64):
+    raw = base64.b64decode(key_b64)
+    return [key_b64, binascii.hexlify(raw).decode(), binascii.hexlify(raw).decode().upper(),
+            base64.urlsafe_b64encode(raw).decode()]
+
+
+@scenario
+def secrets_hidden_vvv_diff():
+    """``ansible -vvv --diff`` (create, then a preshared key change) never prints a private or preshared key."""
+    private, _public = genkey()
+    psks = [sh(["wg", "genpsk"]).stdout.strip() for _i in range(2)]
+    _other_private, other_public = genkey()
+    outputs = []
+    for psk in psks:
+        args = {"name": "wgs", "private_key": private, "addresses": ["10.8.0.1/24"], "listen_port": 51830,
+                "peers": [{"public_key": other_public, "preshared_key": psk, "allowed_ips": ["10.8.0.2/32"],
+                           "endpoint": "192.0.2.9:51830"}]}
+        out = ansible_adhoc("wgsp.service_proxy.wg_interface", args, ns="a", extra=["-vvv", "--diff"])
+        check(out.returncode == 0 and "CHANGED" in out.stdout, "ansible run failed", rc=out.returncode,
+              stdout=out.stdout[-3000:], stderr=out.stderr[-3000:])
+        outputs.append(out.stdout + out.stderr)
+    gone = module_ok("wg_interface", {"name": "wgs", "state": "absent"}, ns="a")
+    check(gone["changed"], "wgs was not removed", result=gone)
+    text = "\n".join(outputs)
+    check('"backend": "kernel"' in text and '"before":' in text and other_public in text,
+          "output does not look like a -vvv --diff run of the module", output=text[-6000:])
+    leaked = [label for label, key in (("private key", private), ("first psk", psks[0]), ("second psk", psks[1]))
+              for form in _forms(key) if form in text]
+    check(not leaked, "secrets in the ansible -vvv --diff output: %s" % ", ".join(sorted(set(leaked))))
+    check(not link_exists("a", "wgs"), "wgs still exists after state=absent")
+    return "%d kB of -vvv --diff output, no key in base64/hex form" % (len(text) // 1024)
+
+
+@scenario
+def wg_quick_restores_interface():
+    """Delete wga by hand (a reboot), ``wg-quick up wga`` from the persisted file, and the module sees no drift."""
+    need("pub", "args")
+    conf = "/etc/wireguard/wga.conf"
+    check(os.path.isfile(conf) and oct(os.stat(conf).st_mode & 0o777) == "0o600", "no 0600 wg-quick file for wga")
+    before = wg_dump("a", "wga")
+    sh(["ip", "link", "del", "wga"], ns="a")
+    up = sh(["wg-quick", "up", "wga"], ns="a", check_rc=False)
+    check(up.returncode == 0, "wg-quick up wga failed", stdout=up.stdout, stderr=up.stderr)
+    after = wg_dump("a", "wga")
+    check(after["public_key"] == before["public_key"] and after["port"] == before["port"],
+          "wg-quick restored another identity/port", before=before, after=after)
+    result = apply("a", STATE["args"]["a"])
+    check(result["changed"] is False and result["set_requests"] == 0,
+          "the module found drift after wg-quick restored the interface", result=result)
+    ping("a", "b")
+    peer = peer_of("a", "b")
+    check(peer["handshake"] > 0, "no new handshake after the restore", peer=peer)
+    return "wg-quick restored wga (same key, port, peers, address); module re-run unchanged; tunnel up again"
+
+
+@scenario
+def wg_status_reports_kernel():
+    """wg_status on the kernel interface: connected, backend kernel."""
+    if not os.path.isfile(COLLECTION + "/plugins/modules/wg_status.py"):
+        raise Skip("the wg_status module does not exist yet")
+    need("pub")
+    result = module_ok("wg_status", {"name": "wga"}, ns="a")
+    text = repr(result)
+    check("kernel" in text and "connected" in text, "wg_status did not report a connected kernel interface", result=result)
+    return "wg_status: kernel, connected"
+
+
+@scenario
+def state_absent():
+    """state=absent removes the kernel link and the wg-quick file, keeps the key unless remove_key."""
+    need("pub")
+    result = module_ok("wg_interface", {"name": "wgb", "state": "absent"}, ns="b")
+    check(result["changed"] and result["backend"] == "kernel", "absent did not remove a kernel interface", result=result)
+    check(not link_exists("b", "wgb"), "wgb still exists")
+    check(not os.path.exists("/etc/wireguard/wgb.conf") and os.path.exists("/etc/wireguard/wgb.key"),
+          "absent should remove the wg-quick file and keep the key")
+    again = module_ok("wg_interface", {"name": "wgb", "state": "absent"}, ns="b")
+    check(again["changed"] is False, "second absent was not a no-op", result=again)
+    last = module_ok("wg_interface", {"name": "wgb", "state": "absent", "remove_key": True}, ns="b")
+    check(last["changed"] and not os.path.exists("/etc/wireguard/wgb.key"), "remove_key did not remove the key", result=last)
+    return "link, wg-quick file and (with remove_key) key removed; re-run unchanged"
+
+
+@scenario
+def old_pyroute2_refused():
+    """With Debian 12's pyroute2 0.7.2 the kernel backend fails clearly and touches nothing."""
+    need("pub")
+    new = run_module("wg_interface", {"name": "wgr", "addresses": ["10.7.9.1/24"]}, ns="b", new_pyroute2=False)
+    check(new.get("failed") and "0.9.3" in new.get("msg", "") and "0.7.2" in new.get("msg", ""),
+          "no clear refusal for a new interface", result=new)
+    check(not link_exists("b", "wgr") and not os.path.exists("/etc/wireguard/wgr.key"),
+          "the refused run still created the interface or its key")
+    existing = run_module("wg_interface", STATE["args"]["a"], ns="a", new_pyroute2=False)
+    check(existing.get("failed") and "0.9.3" in existing.get("msg", ""), "no clear refusal for an existing interface",
+          result=existing)
+    return new["msg"]
