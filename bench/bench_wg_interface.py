@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Wall time of wg_interface through `ansible`: create an interface with 50 peers, re-run it unchanged.
 
 Runs inside a throw-away namespace host of the test rig (tests/lib/rig.py), userspace backend
@@ -9,7 +8,6 @@ Prints a markdown table of the medians and writes JSON to --out.
 """
 
 import argparse
-import base64
 import json
 import os
 import statistics
@@ -56,7 +54,7 @@ def main():
     try:
         host = lab.host("bench")
         host.ansible("wgsp.service_proxy.wg_interface", {"name": "wg0", "state": "absent"})
-        for _ in range(opts.runs):
+        for _run in range(opts.runs):
             t, changed = timed(host, args)
             assert changed, "create run reported no change"
             create.append(t)

@@ -237,7 +237,11 @@ def hub_info(hub, hostvars):
     if hub not in hostvars:
         raise AnsibleFilterError("hub %r is not in the inventory (set share_client_hub / proxy_client_hub)" % (hub,))
     vars_ = hostvars[hub]
-    get = lambda key: vars_.get(key) if vars_.get(key) not in (None, "") else HUB_DEFAULTS.get(key)  # noqa: E731
+
+    def get(key):
+        value = vars_.get(key)
+        return value if value not in (None, "") else HUB_DEFAULTS.get(key)
+
     interface = get("wg_server_interface")
     address = ipaddress.ip_interface(str(get("wg_server_address")))
     endpoint = vars_.get("wg_server_endpoint") or "%s:%s" % (vars_.get("ansible_host") or hub, get("wg_server_listen_port"))
@@ -332,7 +336,7 @@ def hosts_outside(addresses, network):
     net = ipaddress.ip_network(str(network), strict=False)
     out = []
     for addr in addresses or []:
-        ip = ipaddress.ip_address(str(addr).split("/")[0])
+        ip = ipaddress.ip_address(str(addr).split("/", maxsplit=1)[0])
         if ip.version == net.version and ip in net:
             continue
         cidr = str(ipaddress.ip_network((ip, ip.max_prefixlen)))

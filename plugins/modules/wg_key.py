@@ -20,16 +20,18 @@ description:
   - This replaces the original project's C(generate-keys), C(current-keys) and C(debug-keys) commands,
     which printed private keys.
 author:
-  - wgsp.service_proxy contributors
+  - wgsp.service_proxy contributors (@wgsp)
 attributes:
   check_mode:
     support: full
     description: A missing key is reported as a change and not generated; RV(public_key) is then null.
   diff_mode:
     support: none
+    description: The key is a secret; there is nothing to show.
   platform:
     support: full
     platforms: linux
+    description: Linux hosts (the key is used by WireGuard there).
 options:
   path:
     description:

@@ -93,10 +93,14 @@ def test_lifecycle_traffic_and_minimal_changes(lab):
 
     # traffic through the tunnel
     hub.serve("tcp", "10.7.0.1", 8080)
-    curl = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(
-        client.run(["curl", "-sS", "--max-time", "1", "http://10.7.0.1:8080/"], check=False)), timeout=15)
+
+    def fetch():
+        reply = client.run(["curl", "-sS", "--max-time", "1", "http://10.7.0.1:8080/"], check=False)
+        return reply if reply.returncode == 0 else None
+
+    curl = wait_for(fetch, timeout=15)
     assert curl and curl.stdout.split() == ["hub", "10.7.0.2"]
-    _, peers = dump(hub)
+    _device, peers = dump(hub)
     before = peers[client_res["public_key"]]
     assert before["handshake"] > 0
     time.sleep(1.1)  # a reset session would show a later handshake second

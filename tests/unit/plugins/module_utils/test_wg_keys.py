@@ -53,7 +53,7 @@ def test_public_key_matches_wg_pubkey(private, public):
 def test_x25519_matches_cryptography_on_random_keys():
     x25519 = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.x25519")
     from cryptography.hazmat.primitives import serialization
-    for _ in range(5):
+    for _round in range(5):
         private = keys.generate_private_key()
         theirs = x25519.X25519PrivateKey.from_private_bytes(base64.b64decode(private)).public_key()
         raw = theirs.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -249,7 +249,7 @@ def test_kernel_unchanged_run_sends_nothing(tmp_path):
 
 
 def test_kernel_add_peer_touches_only_that_peer(tmp_path):
-    result, fake, _ = kernel_run(tmp_path, kernel_dump(peers=[PEER1]), [WANT1, WANT2])
+    result, fake, _calls = kernel_run(tmp_path, kernel_dump(peers=[PEER1]), [WANT1, WANT2])
     assert result["changed"] is True and len(fake.sets) == 1
     flags, attrs = peer_flags(fake.sets[0])
     assert flags == REPLACE_IPS and attrs["WGPEER_A_PUBLIC_KEY"] == PUB2.encode()
@@ -259,7 +259,7 @@ def test_kernel_add_peer_touches_only_that_peer(tmp_path):
 
 def test_kernel_change_endpoint_is_update_only(tmp_path):
     want = dict(WANT1, endpoint="192.0.2.7:51820")
-    result, fake, _ = kernel_run(tmp_path, kernel_dump(peers=[PEER1, PEER2]), [want, WANT2])
+    result, fake, _calls = kernel_run(tmp_path, kernel_dump(peers=[PEER1, PEER2]), [want, WANT2])
     assert len(fake.sets) == 1
     flags, attrs = peer_flags(fake.sets[0])
     assert flags == UPDATE_ONLY and attrs["WGPEER_A_ENDPOINT"]["addr"] == "192.0.2.7"
@@ -267,7 +267,7 @@ def test_kernel_change_endpoint_is_update_only(tmp_path):
 
 
 def test_kernel_remove_peer(tmp_path):
-    result, fake, _ = kernel_run(tmp_path, kernel_dump(peers=[PEER1, PEER2]), [WANT1])
+    result, fake, _calls = kernel_run(tmp_path, kernel_dump(peers=[PEER1, PEER2]), [WANT1])
     assert len(fake.sets) == 1
     flags, attrs = peer_flags(fake.sets[0])
     assert flags == REMOVE_ME and attrs["WGPEER_A_PUBLIC_KEY"] == PUB2.encode()

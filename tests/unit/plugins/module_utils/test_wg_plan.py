@@ -10,7 +10,6 @@ import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_uapi as uapi
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
@@ -287,7 +286,7 @@ class FakeUapi:
         self.sets.append(body)
         peer = None
         for line in body.strip().split("\n"):
-            key, _, value = line.partition("=")
+            key, _sep, value = line.partition("=")
             if key == "private_key":
                 self.device["private_key"] = keys.b64_from_hex(value)
             elif key in ("listen_port", "fwmark"):

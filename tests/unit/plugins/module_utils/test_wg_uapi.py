@@ -98,7 +98,7 @@ class FakeDaemon:
 
     def _serve(self):
         while self.replies:
-            conn, _ = self.server.accept()
+            conn, _addr = self.server.accept()
             data = b""
             while not data.endswith(b"\n\n"):
                 chunk = conn.recv(65536)
@@ -136,8 +136,8 @@ def test_client_set_error_does_not_echo_payload(tmp_path):
     path = str(tmp_path / "wg0.sock")
     daemon = FakeDaemon(path, ["errno=22\n\n"])
     try:
-        body = uapi.render_set({"private_key": PRIV}, [{"op": "add", "public_key": PUB1, "preshared_key": PSK,
-                                                         "allowed_ips": []}])
+        body = uapi.render_set({"private_key": PRIV},
+                               [{"op": "add", "public_key": PUB1, "preshared_key": PSK, "allowed_ips": []}])
         with pytest.raises(uapi.UapiError) as err:
             uapi.UapiClient(path, timeout=2).set(body)
         text = err.value.msg + repr(err.value.details)

@@ -66,7 +66,7 @@ def run_main(args, capsys, check_mode=False):
 def test_missing_pyroute2_reported(capsys, monkeypatch):
     monkeypatch.setattr(netlink, "HAS_PYROUTE2", False)
     monkeypatch.setattr(netlink, "PYROUTE2_IMPORT_ERROR", ImportError("No module named 'pyroute2'"))
-    result, _ = run_main({"name": "wg0"}, capsys)
+    result, _out = run_main({"name": "wg0"}, capsys)
     assert result["failed"] is True and "pyroute2" in result["msg"]
 
 
@@ -95,8 +95,11 @@ def test_check_mode_through_main_touches_nothing(capsys, monkeypatch, tmp_path):
 
     monkeypatch.setattr(netlink, "LinkOps", ReadOnlyLinks)
     monkeypatch.setattr(wgi, "find_binary", lambda name: "/usr/bin/wireguard-go")
-    monkeypatch.setattr(wgi.UserspaceBackend, "start_daemon",
-                        lambda self, argv: (_ for _ in ()).throw(AssertionError("started a daemon")))
+
+    def no_daemon(self, argv):
+        raise AssertionError("started a daemon")
+
+    monkeypatch.setattr(wgi.UserspaceBackend, "start_daemon", no_daemon)
     result, out = run_main({"name": "wg0", "backend": "userspace", "private_key_path": str(tmp_path / "k" / "wg0.key"),
                             "peers": [{"public_key": PUB1, "preshared_key": PSK}]}, capsys, check_mode=True)
     assert result["changed"] is True and result["backend"] == "userspace"
