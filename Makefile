@@ -44,13 +44,10 @@ molecule:
 	$(PYTEST) tests/molecule
 
 demo: setup
-	@echo "make demo: the demo lab arrives with the roles (issue 6). It will create the seed"
-	@echo "topology (hub, share client with a dummy service, proxy, public user) as containers on"
-	@echo "internal Docker networks, run site.yml against inventories/lab/, then show an HTTP request"
-	@echo "from the public user reaching the dummy service through the proxy, and wg_status per host."
+	@scripts/demo.sh
 
 demo-down:
-	@echo "make demo-down: nothing to remove yet (the demo lab arrives with the roles)."
+	ansible-playbook playbooks/lab_down.yml
 
 bench: setup
 	@echo "== benchmarks (results under bench/results/)"
