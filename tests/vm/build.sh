@@ -103,6 +103,7 @@ chmod 0700 "$root/etc/wireguard"
   echo "kernel $kpkg $kpkg_version"
   echo "modules $(sed 's|.*/||' "$work/modules.list" | paste -sd' ' -)"
   mapfile -t debs < <(lists "$here/packages.txt")
+  # shellcheck disable=SC2016  # dpkg-query's own ${Field} syntax
   echo "debian $(chroot "$root" dpkg-query -W -f '${Package}=${Version} ' "${debs[@]}" 2>/dev/null)"
   echo "pypi $(lists "$here/pip-packages.txt" | awk '{print $2}' | paste -sd' ' -)"
 } >"$work/manifest.txt"

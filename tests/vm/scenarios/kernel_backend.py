@@ -8,6 +8,7 @@ WireGuard interfaces ``wga`` (10.7.0.1, port 51820) and ``wgb`` (10.7.0.2, port 
 
 import base64
 import binascii
+import json
 import os
 import subprocess
 import time
@@ -16,6 +17,7 @@ from harness import (ANSIBLE_LIB, COLLECTION, PYROUTE2_LIB, PYTHON, Skip, ansibl
                      run_module, scenario, sh)
 
 UNDERLAY = {"a": "192.0.2.1", "b": "192.0.2.2"}
+UNDERLAY6 = {"a": "2001:db8::1", "b": "2001:db8::2"}
 TUNNEL = {"a": "10.7.0.1", "b": "10.7.0.2"}
 PORT = {"a": 51820, "b": 51821}
 IFNAME = {"a": "wga", "b": "wgb"}
@@ -311,6 +313,73 @@ def secrets_hidden_vvv_diff():
 
 
 @scenario
+def device_attributes_and_ipv6():
+    """MTU, fwmark, a new listen port, IPv6 addresses/allowed IPs and an IPv6 endpoint; then a no-op re-run."""
+    need("pub", "args")
+    for ns, dev in (("a", "va"), ("b", "vb")):
+        sh(["ip", "-6", "addr", "add", UNDERLAY6[ns] + "/64", "dev", dev, "nodad"], ns=ns)
+    a_args = dict(STATE["args"]["a"], mtu=1380, fwmark=0x51, listen_port=51822,
+                  addresses=["%s/24" % TUNNEL["a"], "fd07::1/64"])
+    # both ends declare IPv6 endpoints: a peer reached over IPv4 would roam wgb's endpoint back to IPv4
+    a_args["peers"] = [dict(a_args["peers"][0], endpoint="[%s]:51821" % UNDERLAY6["b"],
+                            allowed_ips=["10.7.0.2/32", "fd07::2/128"])]
+    b_args = dict(STATE["args"]["b"], addresses=["%s/24" % TUNNEL["b"], "fd07::2/64"])
+    b_args["peers"] = [dict(b_args["peers"][0], endpoint="[%s]:51822" % UNDERLAY6["a"],
+                            allowed_ips=["10.7.0.1/32", "fd07::1/128"])]
+    first = {"a": apply("a", a_args), "b": apply("b", b_args)}
+    for ns, result in first.items():
+        check(result["changed"], "no change applied in %s" % ns, result=result)
+    link = sh(["ip", "-d", "link", "show", "wga"], ns="a").stdout
+    dump = wg_dump("a", "wga")
+    check(" mtu 1380 " in link and dump["port"] == "51822" and dump["fwmark"] == "0x51",
+          "device attributes not applied", link=link, dump=dump)
+    check(first["a"]["listen_port"] == 51822 and first["a"]["fwmark"] == 0x51 and first["a"]["mtu"] == 1380,
+          "module result does not show the applied attributes", result=first["a"])
+    b_peer = wg_dump("b", "wgb")["peers"][STATE["pub"]["a"]]
+    check(b_peer["endpoint"] == "[%s]:51822" % UNDERLAY6["a"], "IPv6 endpoint not set", peer=b_peer)
+    out = None
+    for _attempt in range(5):
+        out = sh(["ping", "-6", "-c", "1", "-W", "2", "fd07::2"], ns="a", check_rc=False, timeout=30)
+        if out.returncode == 0:
+            break
+        time.sleep(1)
+    check(out.returncode == 0, "IPv6 ping through the tunnel failed", stdout=out.stdout, stderr=out.stderr)
+    echo("a", "b", size=50000, port=7003)
+    again = {"a": apply("a", a_args), "b": apply("b", b_args)}
+    for ns, result in again.items():
+        check(result["changed"] is False and result["set_requests"] == 0, "re-run in %s not a no-op" % ns, result=result)
+    return "mtu/fwmark/port/IPv6 applied, IPv6 endpoint and ping6 work, re-run unchanged"
+
+
+@scenario
+def many_peers_and_allowed_ips():
+    """300 peers and one peer with 1500 allowed IPs: netlink dumps and sets that span several messages."""
+    need("pub")
+    peers = [{"public_key": base64.b64encode(os.urandom(32)).decode(),
+              "allowed_ips": ["10.100.%d.%d/32" % (i // 250, i % 250), "fd10::%x/128" % i]} for i in range(300)]
+    peers[0]["allowed_ips"] = ["10.%d.%d.0/24" % (200 + i // 250, i % 250) for i in range(1500)]
+    args = {"name": "wgm", "listen_port": 51900, "peers": peers, "persist": False}
+    start = time.monotonic()
+    created = run_module("wg_interface", args, ns="a")
+    create_seconds = time.monotonic() - start
+    check(not created.get("failed") and created.get("changed"), "creating wgm with many peers failed",
+          result={k: v for k, v in created.items() if k != "peers"})
+    dump = wg_dump("a", "wgm")["peers"]
+    check(len(dump) == 300, "wgm has %d peers, not 300" % len(dump))
+    wrong = [p["public_key"] for p in peers if dump.get(p["public_key"], {}).get("allowed_ips") != sorted(p["allowed_ips"])]
+    check(not wrong, "%d peers with wrong allowed IPs (first: %s, has %d)" % (
+        len(wrong), wrong[:1], len(dump.get(wrong[0], {}).get("allowed_ips", [])) if wrong else 0))
+    start = time.monotonic()
+    again = run_module("wg_interface", args, ns="a")
+    rerun_seconds = time.monotonic() - start
+    check(not again.get("failed") and again.get("changed") is False and again.get("set_requests") == 0,
+          "re-run with many peers not a no-op", result={k: v for k, v in again.items() if k != "peers"})
+    module_ok("wg_interface", {"name": "wgm", "state": "absent", "remove_key": True}, ns="a")
+    return "300 peers + 1500 allowed IPs: create %.1fs (%s set requests), re-run %.1fs unchanged" % (
+        create_seconds, created.get("set_requests"), rerun_seconds)
+
+
+@scenario
 def wg_quick_restores_interface():
     """Delete wga by hand (a reboot), ``wg-quick up wga`` from the persisted file, and the module sees no drift."""
     need("pub", "args")
@@ -334,14 +403,29 @@ def wg_quick_restores_interface():
 
 @scenario
 def wg_status_reports_kernel():
-    """wg_status on the kernel interface: connected, backend kernel."""
+    """wg_status on the kernel interfaces: unmanaged wga and wgb as a proxy client of hub wga, with probes."""
     if not os.path.isfile(COLLECTION + "/plugins/modules/wg_status.py"):
         raise Skip("the wg_status module does not exist yet")
-    need("pub")
-    result = module_ok("wg_status", {"name": "wga"}, ns="a")
-    text = repr(result)
-    check("kernel" in text and "connected" in text, "wg_status did not report a connected kernel interface", result=result)
-    return "wg_status: kernel, connected"
+    need("pub", "args")
+    ping("b", "a")
+    hub = module_ok("wg_status", {"interface": "wga", "state_dir": "/tmp/wgsp-status-a", "fail_on": ["disconnected"]}, ns="a")
+    check((hub["status"], hub["backend"], hub["client_mode"]) == ("connected", "kernel", "unmanaged"),
+          "wg_status on wga is not connected/kernel/unmanaged", result=hub)
+    os.makedirs("/tmp/wgsp-status-b", exist_ok=True)
+    state = {"version": 1, "interface": "wgb", "client_mode": "proxy", "address": ["%s/24" % TUNNEL["b"]],
+             "hub": "a", "hub_endpoint": "[%s]:51822" % UNDERLAY6["a"], "hub_address": TUNNEL["a"],
+             "access_services": [], "public_ports": [], "public_interface": "vb", "public_exposure": False,
+             "shared_services": [], "rule_sets": []}
+    with open("/tmp/wgsp-status-b/wgb.json", "w", encoding="utf-8") as handle:
+        json.dump(state, handle)
+    client = module_ok("wg_status", {"interface": "wgb", "state_dir": "/tmp/wgsp-status-b", "probe": True,
+                                     "fail_on": ["disconnected", "probe", "drift"]}, ns="b")
+    check((client["status"], client["backend"], client["client_mode"]) == ("connected", "kernel", "proxy")
+          and client["hub_public_key"] == STATE["pub"]["a"] and client["handshake_age"] is not None,
+          "wg_status on wgb does not report a connected kernel proxy client of wga", result=client)
+    text = json.dumps([hub, client])
+    check(not any(word in text for word in ("private_key", "preshared_key")), "wg_status result mentions key material")
+    return "wga: %s | wgb: %s" % (hub.get("summary"), client.get("summary"))
 
 
 @scenario
@@ -373,3 +457,29 @@ def old_pyroute2_refused():
     check(existing.get("failed") and "0.9.3" in existing.get("msg", ""), "no clear refusal for an existing interface",
           result=existing)
     return new["msg"]
+
+
+FLAG_BUG = r"""
+import sys
+from pyroute2 import WireGuard
+WireGuard().set(sys.argv[1], peer={"public_key": sys.argv[2], "persistent_keepalive": 20})
+"""
+
+
+@scenario
+def pyroute2_072_flag_bug_is_real():
+    """Why 0.7.2 is refused: its keepalive-only peer update wipes that peer's allowed IPs on the real kernel."""
+    _private, peer = genkey()
+    sh(["ip", "link", "add", "wgx", "type", "wireguard"])
+    try:
+        sh(["wg", "set", "wgx", "private-key", "/dev/stdin", "peer", peer, "allowed-ips", "10.60.0.0/24,10.61.0.1/32"],
+           input_text=sh(["wg", "genkey"]).stdout)
+        before = wg_dump(None, "wgx")["peers"][peer]["allowed_ips"]
+        sh([PYTHON, "-c", FLAG_BUG, "wgx", peer], env={"PYTHONPATH": ""})
+        after = wg_dump(None, "wgx")["peers"][peer]
+    finally:
+        sh(["ip", "link", "del", "wgx"])
+    check(before == ["10.60.0.0/24", "10.61.0.1/32"] and after["keepalive"] == "20", "set-up failed", before=before, after=after)
+    check(after["allowed_ips"] == [], "pyroute2 0.7.2 no longer wipes allowed IPs: the refusal may be too strict",
+          before=before, after=after)
+    return "pyroute2 0.7.2 keepalive-only update: allowed IPs %s -> none (flags sent as enum values, 2 = REPLACE_ALLOWEDIPS)" % before
