@@ -73,7 +73,7 @@ def connection_table(rows, missing=None):
     for row in rows:
         failed = row.get("failed") or []
         result = "PASS" if row.get("ok") else "FAIL"
-        detail = "; ".join(failed)
+        detail = "; ".join(list(failed) + list(row.get("notes") or []))
         lines.append((row.get("host", "?"), row.get("mode", "?"), row.get("status", "?"),
                       "%s/%s" % (row.get("passed", 0), row.get("ran", 0)),
                       result + (": " + detail if detail else "")))

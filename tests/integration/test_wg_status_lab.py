@@ -159,3 +159,105 @@ def test_ansible_short_name_fqcn_and_no_secret_with_vvv(lab):
         assert '"status": "connected"' in text and '"client_mode": "proxy"' in text
         assert private not in text and private_hex not in text
         assert "private_key" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# the operations playbooks against the namespace hosts: each inventory host runs its modules through
+# a small interpreter wrapper that enters the host's namespaces (connection local, no network login).
+
+def inventory(lab, tmp_path, hosts):
+    """``hosts``: {group: [host, ...]} -> an INI inventory file whose hosts run inside their namespaces."""
+    from rig import PYTHON
+
+    lines = []
+    for group, members in hosts.items():
+        lines.append("[%s]" % group)
+        for host in members:
+            wrapper = tmp_path / ("py-" + host.name)
+            wrapper.write_text("#!/bin/sh\nexec nsenter -t %d -n -m -u -- %s \"$@\"\n" % (host.pid, PYTHON))
+            wrapper.chmod(0o755)
+            lines.append("%s ansible_connection=local ansible_python_interpreter=%s" % (host.name, wrapper))
+    path = tmp_path / "hosts.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def playbook(tmp_path, inv, name, *extra):
+    import os
+    import subprocess
+
+    from conftest import REPO
+
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), PWD=str(tmp_path))
+    return subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inv,
+                           "wgsp.service_proxy." + name, *extra], cwd=REPO, env=env, capture_output=True,
+                          text=True, check=False, timeout=300)
+
+
+def test_playbooks_status_test_connection_debug(lab, tmp_path):
+    topo = lab_up(lab)
+    service = topo.svc.serve("tcp", SVC, 8080)
+    inv = inventory(lab, tmp_path, {"wg_server": [topo.hub], "share_clients": [topo.share],
+                                    "proxy_clients": [topo.proxy], "public_clients": [topo.public]})
+    keys = [h.run(["cat", "/etc/wireguard/wg0.key"]).stdout.strip() for h in (topo.hub, topo.share, topo.proxy)]
+
+    proc = playbook(tmp_path, inv, "status")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for line in ("server connected handshake=", "share connected handshake=", "proxy connected handshake="):
+        assert line in proc.stdout
+    assert proc.stdout.count("drift=no") == 3
+    proc = playbook(tmp_path, inv, "status", "--tags", "access-services,public-exposure", "-v")
+    assert proc.returncode == 0 and '"10.7.0.2:80/tcp"' in proc.stdout and "tcp 80 -> 10.7.0.2:80" in proc.stdout
+    assert "wg_dnat public (iptables): in sync" in proc.stdout
+
+    proc = playbook(tmp_path, inv, "test_connection")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "203.0.113.1:80 from public" in proc.stdout  # the published port, from the public side
+    table = proc.stdout[proc.stdout.index("Pass/fail per host"):]
+    assert table.count("PASS") == 3 and "FAIL" not in table
+
+    proc = playbook(tmp_path, inv, "debug", "-e", "debug_dir=%s" % (tmp_path / "dbg"))
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for host in ("hub", "share", "proxy"):
+        report = (tmp_path / "dbg" / (host + ".txt")).read_text()
+        assert "## wg_status" in report and "## iptables (our chains)" in report
+        assert all(key not in report for key in keys)
+    assert "WGSP-PUBLIC-PRE" in (tmp_path / "dbg" / "proxy.txt").read_text()
+
+    service.kill()
+    service.wait()
+    proc = playbook(tmp_path, inv, "test_connection")
+    assert proc.returncode != 0
+    table = proc.stdout[proc.stdout.index("Pass/fail per host"):]
+    assert "FAIL: access service; public port tcp/80 target; public port from the public side 80" in table
+    assert "FAIL: external forward tcp/80" in table and table.count("PASS") == 1  # the hub still passes
+    assert all(key not in proc.stdout + proc.stderr for key in keys)
+
+
+def test_restart_playbook_reconnects_and_reasserts_rules(lab, tmp_path):
+    require_root_tools("wg-quick")
+    topo = lab_up(lab)
+    persist = "/etc/wg-service-proxy/wg0-public.rules"
+    assert topo.proxy.module("wg_dnat", dict(PUBLIC_SET, persist_path=persist))["_rc"] == 0
+    # the config wg-quick restarts from, as the roles persist it (wg_interface writes the same form)
+    conf = topo.proxy.run(["wg", "showconf", "wg0"]).stdout
+    conf = conf.replace("[Interface]\n", "[Interface]\nAddress = %s/32\nPostUp = ip route replace 10.7.0.0/24 dev %%i "
+                        "proto 87\nPostUp = sh %s\n" % (TUNNEL["proxy"], persist), 1)
+    topo.proxy.run("umask 077 && cat > /etc/wireguard/wg0.conf", input=conf)
+    topo.proxy.run(["ip", "route", "replace", "10.7.0.0/24", "dev", "wg0", "proto", "87"])
+    # drift by hand: the restart must re-assert the rule set
+    line = topo.proxy.run("iptables -t nat -S WGSP-PUBLIC-PRE | grep -- '--dport 80'").stdout.strip()
+    topo.proxy.run("iptables -t nat " + line.replace("-A ", "-D ", 1))
+    assert status(topo.proxy)["drift"] is True
+    pid_before = topo.proxy.run("pgrep -f 'wireguard-go wg0'", check=False).stdout.split()
+
+    inv = inventory(lab, tmp_path, {"proxy_clients": [topo.proxy]})
+    proc = playbook(tmp_path, inv, "restart", "-e", "restart_wait_seconds=30")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "proxy connected" in proc.stdout
+    after = status(topo.proxy)
+    assert after["status"] == "connected" and after["drift"] is False
+    assert any(r["dest"] == "10.7.0.0/24" and r["managed"] for r in after["routes"])
+    # wg-quick really restarted it: a new wireguard-go process serves wg0
+    assert topo.proxy.run("pgrep -f 'wireguard-go wg0'", check=False).stdout.split() != pid_before
