@@ -15,7 +15,7 @@ small-request test: REQUESTS short HTTP/1.0 requests, one new TCP connection eac
 echo service (tests/lib/echo_server.py), once sequentially (latency p50/p99) and once with WORKERS
 client processes (connection rate). Results: bench/results/dataplane.md and dataplane.json.
 
-usage: .venv/bin/python bench/bench_dataplane.py [--runs 3] [--seconds 5] [--requests 2000] [--workers 4]
+usage: .venv/bin/python bench/bench_dataplane.py [--runs 5] [--seconds 5] [--requests 2000] [--workers 4]
 (the script also serves as its own request client inside a namespace: ``... load ADDR PORT N WORKERS``)
 """
 
@@ -349,7 +349,7 @@ def main():
         load(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=4)
