@@ -348,7 +348,16 @@ def device_attributes_and_ipv6():
     again = {"a": apply("a", a_args), "b": apply("b", b_args)}
     for ns, result in again.items():
         check(result["changed"] is False and result["set_requests"] == 0, "re-run in %s not a no-op" % ns, result=result)
-    return "mtu/fwmark/port/IPv6 applied, IPv6 endpoint and ping6 work, re-run unchanged"
+    for ns, args in (("a", a_args), ("b", b_args)):
+        plain = dict(args, peers=[{k: v for k, v in args["peers"][0].items() if k != "preshared_key_path"}])
+        dropped = apply(ns, plain)
+        check(dropped["changed"] and dropped["set_requests"] == 1, "removing the psk in %s: not one set request" % ns,
+              result=dropped)
+        peer = wg_dump(ns, IFNAME[ns])["peers"][STATE["pub"]["b" if ns == "a" else "a"]]
+        check(not peer["psk_set"] and len(peer["allowed_ips"]) == 2, "psk not removed (or allowed IPs lost) in %s" % ns,
+              peer=peer)
+    echo("a", "b", size=50000, port=7004)
+    return "mtu/fwmark/port/IPv6 applied, IPv6 endpoint and ping6 work, re-run unchanged, psk removed on both ends"
 
 
 @scenario
@@ -377,6 +386,31 @@ def many_peers_and_allowed_ips():
     module_ok("wg_interface", {"name": "wgm", "state": "absent", "remove_key": True}, ns="a")
     return "300 peers + 1500 allowed IPs: create %.1fs (%s set requests), re-run %.1fs unchanged" % (
         create_seconds, created.get("set_requests"), rerun_seconds)
+
+
+@scenario
+def adopt_hand_made_interface():
+    """A tunnel made by hand with ``wg`` (no key file): the module adopts its key and changes no session."""
+    _private, peer = genkey()
+    sh(["ip", "link", "add", "wgh", "type", "wireguard"], ns="a")
+    sh(["wg", "set", "wgh", "private-key", "/dev/stdin", "listen-port", "51950", "peer", peer, "allowed-ips",
+        "10.50.0.0/24,fd50::/64", "persistent-keepalive", "0"], ns="a", input_text=sh(["wg", "genkey"]).stdout)
+    sh(["ip", "link", "set", "wgh", "up"], ns="a")
+    public = sh(["wg", "show", "wgh", "public-key"], ns="a").stdout.strip()
+    args = {"name": "wgh", "listen_port": 51950, "persist": False,
+            "peers": [{"public_key": peer, "allowed_ips": ["fd50::/64", "10.50.0.0/24"]}]}
+    adopted = module_ok("wg_interface", args, ns="a")
+    check(adopted["changed"] and adopted["set_requests"] == 0 and adopted["public_key"] == public
+          and adopted["backend"] == "kernel",
+          "adopting the hand-made interface was not a key-file-only change", result=adopted)
+    with open("/etc/wireguard/wgh.key", encoding="ascii") as handle:
+        key = handle.read().strip()
+    derived = sh(["wg", "pubkey"], input_text=key + "\n").stdout.strip()
+    check(derived == public, "the written key file is not the interface's key")
+    again = module_ok("wg_interface", args, ns="a")
+    check(again["changed"] is False and again["set_requests"] == 0, "re-run after adopting not a no-op", result=again)
+    module_ok("wg_interface", {"name": "wgh", "state": "absent", "remove_key": True}, ns="a")
+    return "key of a wg-made interface adopted into /etc/wireguard/wgh.key with 0 set requests; re-run unchanged"
 
 
 @scenario
