@@ -53,8 +53,8 @@ def status_rule_set(report):
     packets = sum(int(c.get("packets") or 0) for c in report.get("counters") or [])
     if report.get("error"):
         return "%s %s: ERROR %s" % (report.get("module"), report.get("name"), report["error"])
-    return "%s %s (%s): %s, %d packets" % (report.get("module"), report.get("name"), report.get("backend"),
-                                          "in sync" if report.get("in_sync") else "DRIFT", packets)
+    sync = "in sync" if report.get("in_sync") else "DRIFT"
+    return "%s %s (%s): %s, %d packets" % (report.get("module"), report.get("name"), report.get("backend"), sync, packets)
 
 
 def status_probe(probe):

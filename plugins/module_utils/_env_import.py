@@ -211,8 +211,8 @@ def _map_proxy(key, value, mapped):
     elif key == "WG_LOG_PUBLIC_ACCESS":
         mapped[p + "log_public_access"] = _bool(key, value)
     elif key in SHARE_ONLY:
-        return SKIP, "a share option in a proxy client's file: ignored (the proxy_client role shares nothing and has no " \
-               "tunnel input filter)"
+        return SKIP, ("a share option in a proxy client's file: ignored (the proxy_client role shares nothing and "
+                      "has no tunnel input filter)")
     else:
         return False
     return None

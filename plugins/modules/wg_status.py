@@ -38,6 +38,7 @@ attributes:
     description: The module never changes anything; check mode reports the same as a normal run.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
   platform:
     support: full
     platforms: linux

@@ -5,7 +5,6 @@ key material only ever lands in the 0600 secrets file. The CLI and the playbook 
 import os
 import stat
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -172,7 +171,7 @@ def test_bad_host_name():
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, CLI, *args], capture_output=True, text=True, check=False, cwd=cwd)
+    return subprocess.run([CLI, *args], capture_output=True, text=True, check=False, cwd=cwd)
 
 
 def test_cli_writes_files_with_modes_and_prints_no_key(tmp_path):

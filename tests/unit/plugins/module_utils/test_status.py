@@ -259,7 +259,11 @@ def test_routes_view_keeps_the_interface_and_marks_ours():
 
 def test_routes_are_read_only_when_the_interface_exists(tmp_path):
     asked = []
-    reader = lambda name: asked.append(name) or [{"dest": "10.7.0.0/24"}]  # noqa: E731
+
+    def reader(name):
+        asked.append(name)
+        return [{"dest": "10.7.0.0/24"}]
+
     assert report(tmp_path, PROXY_STATE, iface([], exists=False), routes=reader)["routes"] == []
     assert report(tmp_path, PROXY_STATE, iface([]), routes=reader)["routes"] == [{"dest": "10.7.0.0/24"}]
     assert asked == ["wg0"]
