@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make setup`: everything a new Debian/Ubuntu host needs, idempotently.
 #   1. Debian packages from requirements-system.txt that are missing (apt-get update only then)
-#   2. .venv with requirements.txt (re-installed only when requirements.txt changes)
+#   2. .venv -> a cached venv with requirements.txt (built only when requirements.txt changes)
 #   3. a Docker engine (started when none answers)
 #   4. the test base image (built when the tag for its package list is absent)
 set -euo pipefail
@@ -20,14 +20,27 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-want=$(sha256sum requirements.txt | cut -c1-16)
-if [[ ! -x .venv/bin/python || "$(cat .venv/.requirements 2>/dev/null)" != "$want" ]]; then
-  echo "creating .venv and installing requirements.txt"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  echo "$want" > .venv/.requirements
+# The venv lives in a machine-wide cache keyed by requirements.txt and the Python version, like
+# the test image and the VM kernel: a fresh clone on a machine that already built it (CI after a
+# developer session, a second checkout) reuses it instead of downloading everything again.
+cache=${WGSP_CACHE:-/var/cache/wgsp}
+pyver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+want=$(cat requirements.txt | sha256sum | cut -c1-16)
+venv="$cache/venv-py$pyver-$want"
+if [[ ! -f "$venv/.complete" ]]; then
+  echo "creating $venv and installing requirements.txt"
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r requirements.txt
+  touch "$venv/.complete"
+fi
+if [[ "$(readlink .venv 2>/dev/null)" != "$venv" ]]; then
+  [[ -L .venv || ! -e .venv ]] || { echo "moving the old .venv directory aside to .venv.old"; rm -rf .venv.old; mv .venv .venv.old; }
+  ln -sfn "$venv" .venv
 fi
 
 scripts/ensure-dockerd.sh
 tests/image/build.sh
+tests/vm/build.sh >/dev/null
 echo "setup done in $(( ($(date +%s%N) - start) / 1000000 )) ms"

@@ -4,14 +4,15 @@
 #   tests/vm/build.sh              build unless cached; print the cache directory on the last line
 #   tests/vm/build.sh --print-dir  print the cache directory only (it may not exist yet)
 #
-# Output in tests/vm/cache/<hash>/: vmlinuz, base.cpio.gz (a debootstrap minbase root with the
+# Output in /var/cache/wgsp/vm/<hash>/ (WGSP_CACHE overrides /var/cache/wgsp): vmlinuz, base.cpio.gz (a debootstrap minbase root with the
 # packages of packages.txt, the kernel modules of modules.txt with their dependency closure, the
 # PyPI packages of pip-packages.txt) and manifest.txt. <hash> covers this script, the three lists and
 # the exact kernel package (name and version), so the image is rebuilt only when one of them changes.
 # The collection is not in the image: the test appends it as a second cpio archive on every run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache="$here/cache"
+# Machine-wide, outside the work tree, so fresh clones (CI) on this machine reuse it.
+cache="${WGSP_CACHE:-/var/cache/wgsp}/vm"
 
 lists() { grep -hvE '^\s*(#|$)' "$@"; }
 
