@@ -10,7 +10,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test lint sanity unit integration molecule demo demo-down bench clean help
+.PHONY: setup test lint sanity unit integration vm molecule demo demo-down bench clean help
 
 help:
 	@sed -n '2,6p' Makefile
@@ -34,11 +34,15 @@ unit:
 	@echo "== unit tests"
 	$(PYTEST) tests/unit
 
-# Integration tests on namespace test hosts, then the molecule scenarios (containers): one
-# pytest run, so its summary line counts every real-network test.
+# Integration tests on namespace test hosts, the kernel backend in a qemu VM, then the molecule
+# scenarios and the lab fault test (containers): one pytest run, so its summary line counts
+# every real-network test.
 integration:
-	@echo "== integration and molecule tests"
-	$(PYTEST) tests/integration tests/molecule
+	@echo "== integration, VM and molecule tests"
+	$(PYTEST) tests/integration tests/vm tests/molecule
+
+vm:
+	$(PYTEST) tests/vm
 
 molecule:
 	$(PYTEST) tests/molecule

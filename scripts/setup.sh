@@ -25,7 +25,7 @@ fi
 # developer session, a second checkout) reuses it instead of downloading everything again.
 cache=${WGSP_CACHE:-/var/cache/wgsp}
 pyver=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-want=$(cat requirements.txt | sha256sum | cut -c1-16)
+want=$(sha256sum < requirements.txt | cut -c1-16)
 venv="$cache/venv-py$pyver-$want"
 if [[ ! -f "$venv/.complete" ]]; then
   echo "creating $venv and installing requirements.txt"
