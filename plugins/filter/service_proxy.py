@@ -345,6 +345,15 @@ def hosts_outside(addresses, network):
     return out
 
 
+def route_commands(routes, proto=87):
+    """wg-quick PostUp lines that restore ``routes`` (wg_route entries) at boot, marked like wg_route's."""
+    lines = []
+    for route in routes or []:
+        net = ipaddress.ip_network(str(route["dest"]), strict=False)
+        lines.append("ip %sroute replace %s dev %%i proto %d" % ("-6 " if net.version == 6 else "", net, int(proto)))
+    return lines
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -359,6 +368,7 @@ class FilterModule(object):
             "wgsp_host_address": host_address,
             "wgsp_hub_info": hub_info,
             "wgsp_client_routes": client_routes,
+            "wgsp_route_commands": route_commands,
             "wgsp_share_dnat_rules": share_dnat_rules,
             "wgsp_share_input_allow": share_input_allow,
             "wgsp_public_interface": public_interface,

@@ -33,9 +33,9 @@ V6_DEFAULT_METRIC = 1024
 
 
 class Route:
-    __slots__ = ("family", "dest", "table", "metric", "gateway", "oif", "ifname", "proto")
+    __slots__ = ("family", "dest", "table", "metric", "gateway", "oif", "ifname", "proto", "scope")
 
-    def __init__(self, dest, table=MAIN, metric=None, gateway=None, oif=None, ifname=None, proto=None):
+    def __init__(self, dest, table=MAIN, metric=None, gateway=None, oif=None, ifname=None, proto=None, scope=None):
         net = ipaddress.ip_network(dest)
         self.family = net.version
         self.dest = str(net)
@@ -47,6 +47,9 @@ class Route:
         self.oif = oif
         self.ifname = ifname
         self.proto = proto
+        # The installed route's scope, when read from the kernel: a delete must name it, or the
+        # kernel answers ESRCH for a route added by another tool (e.g. wg-quick's PostUp `ip route`).
+        self.scope = scope
 
     def key(self):
         """The kernel's identity of a route: family, destination, table, metric."""
@@ -131,7 +134,7 @@ def route_from_msg(msg, ifnames):
     metric = _attr(msg, "RTA_PRIORITY") or 0
     oif = _attr(msg, "RTA_OIF")
     return Route("%s/%d" % (dst, msg["dst_len"]), table, metric, _attr(msg, "RTA_GATEWAY"), oif=oif,
-                 ifname=ifnames.get(oif, str(oif)), proto=msg["proto"])
+                 ifname=ifnames.get(oif, str(oif)), proto=msg["proto"], scope=msg["scope"])
 
 
 class RouteManager:
@@ -201,6 +204,8 @@ class RouteManager:
                     family=socket.AF_INET if route.family == 4 else socket.AF_INET6)
         if route.gateway:
             args["gateway"] = route.gateway
+        if route.scope is not None:
+            args["scope"] = route.scope
         return args
 
     def apply(self, adds, deletes):

@@ -115,3 +115,8 @@ def test_public_interface_picking():
 
 def test_hosts_outside():
     assert f.hosts_outside(["10.7.0.2", "172.20.0.5"], "10.7.0.0/24") == ["172.20.0.5/32"]
+
+
+def test_route_commands_for_the_boot_path():
+    assert f.route_commands([{"dest": "10.7.0.0/24"}, {"dest": "fd07::/64"}]) == [
+        "ip route replace 10.7.0.0/24 dev %i proto 87", "ip -6 route replace fd07::/64 dev %i proto 87"]

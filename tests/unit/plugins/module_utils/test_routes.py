@@ -34,12 +34,17 @@ class FakeIPRoute:
                 attrs = {"RTA_DST": r["dst"], "RTA_TABLE": r["table"], "RTA_OIF": r["oif"],
                          "RTA_PRIORITY": r.get("priority") or None, "RTA_GATEWAY": r.get("gateway")}
                 yield Msg(attrs, family=family, dst_len=r["dst_len"], table=min(r["table"], 252),
-                          proto=r["proto"], type=1)
+                          proto=r["proto"], type=1, scope=r.get("scope", 0 if r.get("gateway") else 253))
 
     def route(self, command, **kw):
         self.writes.append((command, kw))
-        key = (kw["family"], kw["dst"], kw["dst_len"], kw["table"], kw.get("priority"))
-        self.routes = [r for r in self.routes if (r["family"], r["dst"], r["dst_len"], r["table"], r.get("priority")) != key]
+        key = (kw["family"], kw["dst"], kw["dst_len"], kw["table"], kw.get("priority") or 0)
+        if command == "del":
+            # Like the kernel seen through pyroute2: a delete must name the route's scope.
+            match = [r for r in self.routes if (r["family"], r["dst"], r["dst_len"], r["table"], r.get("priority") or 0) == key]
+            if not match or kw.get("scope") != match[0].get("scope", 0 if match[0].get("gateway") else 253):
+                raise OSError(3, "No such process")
+        self.routes = [r for r in self.routes if (r["family"], r["dst"], r["dst_len"], r["table"], r.get("priority") or 0) != key]
         if command == "replace":
             self.routes.append(dict(kw))
 
@@ -142,3 +147,16 @@ def test_bad_interface():
     with pytest.raises(ValidationError) as err:
         normalise_routes([], "a-very-long-interface")
     assert err.value.field == "interface"
+
+
+def test_exclusive_removes_our_proto_route_added_by_another_tool():
+    """wg-quick's PostUp `ip route replace ... proto 87` makes a scope-link route with no metric
+    attribute; removing it must name its scope (the kernel answered ESRCH otherwise)."""
+    ipr = FakeIPRoute()
+    ipr.add("1.0.0.0", 32, 5, 87, priority=None)
+    manager = RouteManager(ipr)
+    oif, adds, deletes, _before, _after = manager.plan(normalise_routes([{"dest": "10.7.0.0/24"}], "wg0"), "wg0", exclusive=True)
+    manager.apply(adds, deletes)
+    assert [r.dest for r in deletes] == ["1.0.0.0/32"] and oif == 5
+    assert ("del", dict(dst="1.0.0.0", dst_len=32, oif=5, table=254, priority=0, proto=87, family=socket.AF_INET, scope=253)) in ipr.writes
+    assert [r["dst"] for r in ipr.routes] == ["10.7.0.0"]
