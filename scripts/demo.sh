@@ -23,9 +23,19 @@ step "4/5 A request from the public user to the proxy's public address 203.0.113
 echo "\$ docker exec wgsp-lab-public curl -s http://203.0.113.20/"
 docker exec wgsp-lab-public curl -sS --max-time 5 --retry 5 --retry-all-errors http://203.0.113.20/
 
-step "5/5 What each host reports (ansible all -m wg_status, public keys only)"
-ansible -i "$inv" 'wg_server:share_clients:proxy_clients' -m wg_status -o | cut -c1-400
+step "5/5 What each host reports (playbooks/status.yml; wg_status checks handshakes and rules)"
+ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ansible-playbook -i "$inv" playbooks/status.yml | grep -o '"msg": "[^"]*"' | cut -d'"' -f4
+
+echo
+echo "The original's status fields, from the proxy (ansible proxy1 -m wg_status, public keys only):"
+ansible -i "$inv" proxy1 -m wg_status | python3 -c '
+import json, sys
+text = sys.stdin.read()
+full = json.loads(text[text.index("{"):])
+keys = ("status", "interface", "client_mode", "public_exposure", "access_services", "public_key", "handshake_age", "drift")
+short = {k: full[k] for k in keys}
+short["access_services"] = [s["target"] for s in full["access_services"]]
+print(json.dumps(short, indent=2))'
 
 echo
 echo "The lab keeps running; make demo-down removes it."
-
