@@ -175,6 +175,30 @@ def persist_rule_set(module_name, ruleset, path, state, check_mode=False):
     return _fw_persist.persist(path, content, check_mode=check_mode)
 
 
+def module_output(result, persisted, label, want_diff):
+    """The result keys wg_dnat and wg_filter share: changed (rules or boot script), backend, plan,
+    applied, persist_path, and with ``want_diff`` a before/after of the set (plus the script's)."""
+    output = dict(
+        changed=result["changed"] or bool(persisted and persisted["changed"]),
+        backend=result["backend"],
+        plan=result["plan"],
+        applied=result["applied"],
+        persist_path=dict(path=persisted["path"], changed=persisted["changed"]) if persisted else None,
+    )
+    if want_diff:
+        diff = dict(
+            before_header="%s %s (installed)" % (result["backend"], label),
+            after_header="%s %s (desired)" % (result["backend"], label),
+            before="".join(line + "\n" for line in result["before"]),
+            after="".join(line + "\n" for line in result["after"]),
+        )
+        if persisted and persisted["changed"]:
+            diff = [diff, dict(before_header=persisted["path"], after_header=persisted["path"],
+                               before=persisted["before"], after=persisted["after"])]
+        output["diff"] = diff
+    return output
+
+
 def _status_lines(state):
     """Rules (by chain, in order) then jumps sorted: listings print jumps in their own order."""
     lines = render_lines(state)

@@ -283,6 +283,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
     RuleSet,
+    module_output,
     persist_rule_set,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
@@ -339,27 +340,9 @@ def main():
                                      check_mode=module.check_mode)
     except WgspError as exc:
         fail_from_error(module, exc)
-    output = dict(
-        changed=result["changed"] or bool(persisted and persisted["changed"]),
-        persist_path=dict(path=persisted["path"], changed=persisted["changed"]) if persisted else None,
-        backend=result["backend"],
-        rules=[rule.to_dict() for rule in rules],
-        plan=result["plan"],
-        stale=[list(m) for m in result["stale"]],
-        conntrack=result["conntrack"],
-        applied=result["applied"],
-    )
-    if module._diff:
-        output["diff"] = dict(
-            before_header="%s set %s (installed)" % (result["backend"], params["name"]),
-            after_header="%s set %s (desired)" % (result["backend"], params["name"]),
-            before="".join(line + "\n" for line in result["before"]),
-            after="".join(line + "\n" for line in result["after"]),
-        )
-        if persisted and persisted["changed"]:
-            output["diff"] = [output["diff"], dict(
-                before_header=persisted["path"], after_header=persisted["path"],
-                before=persisted["before"], after=persisted["after"])]
+    output = module_output(result, persisted, "set %s" % params["name"], module._diff)
+    output.update(rules=[rule.to_dict() for rule in rules], stale=[list(m) for m in result["stale"]],
+                  conntrack=result["conntrack"])
     module.exit_json(**output)
 
 

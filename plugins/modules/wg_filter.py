@@ -212,6 +212,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
     RuleSet,
+    module_output,
     persist_rule_set,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
@@ -236,25 +237,8 @@ def main():
                                      check_mode=module.check_mode)
     except WgspError as exc:
         fail_from_error(module, exc)
-    output = dict(
-        changed=result["changed"] or bool(persisted and persisted["changed"]),
-        backend=result["backend"],
-        filter=rules[0].to_dict() if rules else None,
-        plan=result["plan"],
-        applied=result["applied"],
-        persist_path=dict(path=persisted["path"], changed=persisted["changed"]) if persisted else None,
-    )
-    if module._diff:
-        output["diff"] = dict(
-            before_header="%s filter set %s (installed)" % (result["backend"], params["name"]),
-            after_header="%s filter set %s (desired)" % (result["backend"], params["name"]),
-            before="".join(line + "\n" for line in result["before"]),
-            after="".join(line + "\n" for line in result["after"]),
-        )
-        if persisted and persisted["changed"]:
-            output["diff"] = [output["diff"], dict(
-                before_header=persisted["path"], after_header=persisted["path"],
-                before=persisted["before"], after=persisted["after"])]
+    output = module_output(result, persisted, "filter set %s" % params["name"], module._diff)
+    output["filter"] = rules[0].to_dict() if rules else None
     module.exit_json(**output)
 
 

@@ -1,17 +1,12 @@
 """wg_dnat module: argument handling, check mode, diff, failures; commands faked at CommandRunner.run."""
 
-import json
 
 import pytest
 
-from ansible.module_utils import basic
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_dnat
+from modrun import call_main  # noqa: E402
 
 EMPTY_SAVE = "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n"
-
-
-class Exit(Exception):
-    pass
 
 
 def run_module(monkeypatch, args, check_mode=False, diff=False, nft=False):
@@ -27,32 +22,10 @@ def run_module(monkeypatch, args, check_mode=False, diff=False, nft=False):
             return 1, "", "Error: No such file or directory"
         return 0, "", ""
 
-    results = {}
-
-    def exit_json(self, **kw):
-        results.update(kw)
-        raise Exit()
-
-    def fail_json(self, **kw):
-        kw["failed"] = True
-        results.update(kw)
-        raise Exit()
-
     monkeypatch.setattr(wg_dnat.CommandRunner, "run", fake_run)
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     import shutil
     monkeypatch.setattr(shutil, "which", lambda tool: None if (tool == "nft" and not nft) else "/usr/sbin/" + tool)
-    payload = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
-    try:
-        from ansible.module_utils import testing  # ansible-core >= 2.19
-        with testing.patch_module_args(payload):
-            with pytest.raises(Exit):
-                wg_dnat.main()
-    except ImportError:  # older ansible-core: _ANSIBLE_ARGS patched above
-        with pytest.raises(Exit):
-            wg_dnat.main()
+    results = call_main(monkeypatch, wg_dnat.main, args, check_mode=check_mode, diff=diff)
     return results, calls
 
 

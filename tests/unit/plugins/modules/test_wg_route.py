@@ -1,48 +1,20 @@
 """wg_route module: check mode, diff and validation through main(), with a fake IPRoute."""
 
-import json
 import os
 import sys
 
-import pytest
-
-from ansible.module_utils import basic
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_route
+from modrun import call_main  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
 from test_routes import FakeIPRoute  # noqa: E402
 
 
-class Exit(Exception):
-    pass
-
-
 def run_module(monkeypatch, args, ipr, check_mode=False, diff=False):
-    results = {}
-
-    def exit_json(self, **kw):
-        results.update(kw)
-        raise Exit()
-
-    def fail_json(self, **kw):
-        kw["failed"] = True
-        results.update(kw)
-        raise Exit()
 
     ipr.close = lambda: None
     monkeypatch.setattr(wg_route, "IPRoute", lambda: ipr)
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    payload = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
-    try:
-        from ansible.module_utils import testing
-        with testing.patch_module_args(payload):
-            with pytest.raises(Exit):
-                wg_route.main()
-    except ImportError:
-        with pytest.raises(Exit):
-            wg_route.main()
+    results = call_main(monkeypatch, wg_route.main, args, check_mode=check_mode, diff=diff)
     return results
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ansible.module_utils import basic
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_backend
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_status
+from modrun import call_main  # noqa: E402
 
 NOW_KEY = "K" * 43 + "="
 HUB_KEY = "H" * 43 + "="
@@ -16,10 +16,6 @@ STATE = {"version": 1, "interface": "wg0", "client_mode": "proxy", "address": ["
          "hub_endpoint": "192.0.2.1:51820", "hub_address": "127.0.0.1",
          "access_services": [], "public_ports": [], "public_exposure": False,
          "rule_sets": [{"module": "wg_dnat", "name": "public", "params": {"name": "public"}}]}
-
-
-class Exit(Exception):
-    pass
 
 
 class FakeIPRoute:
@@ -43,15 +39,6 @@ def run_module(monkeypatch, args, iface, sync=True, check_mode=False):
     results = {}
     calls = {"rules": [], "ipr": FakeIPRoute()}
 
-    def exit_json(self, **kw):
-        results.update(kw)
-        raise Exit()
-
-    def fail_json(self, **kw):
-        kw["failed"] = True
-        results.update(kw)
-        raise Exit()
-
     def rule_set_status(module, params, runner, resolver_factory=None, which=None):
         calls["rules"].append((module, params))
         return {"name": params["name"], "module": module, "backend": "iptables", "present": True, "in_sync": sync,
@@ -63,18 +50,7 @@ def run_module(monkeypatch, args, iface, sync=True, check_mode=False):
     monkeypatch.setattr(wg_status, "host_readers",
                         lambda ipr: (lambda name: iface, lambda name: [], lambda address: "wg0"))
     monkeypatch.setattr(_fw_backend, "rule_set_status", rule_set_status)
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    payload = dict(args, _ansible_check_mode=check_mode)
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": payload}).encode())
-    try:
-        from ansible.module_utils import testing
-        with testing.patch_module_args(payload):
-            with pytest.raises(Exit):
-                wg_status.main()
-    except ImportError:
-        with pytest.raises(Exit):
-            wg_status.main()
+    results = call_main(monkeypatch, wg_status.main, args, check_mode=check_mode)
     results["_calls"] = calls
     return results
 
