@@ -26,7 +26,7 @@ import shutil
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import format_ports
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired, Installed, Plan
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired, Installed, Plan, split_dnat_target
 
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 HOOKS = (("nat", "PRE", "PREROUTING"), ("nat", "POST", "POSTROUTING"), ("filter", "FWD", "FORWARD"))
@@ -141,18 +141,7 @@ def parse_mapping(line, family):
         return None
     port = tuple(int(p) for p in match.group("port").split(":"))
     port = (port[0], port[-1])
-    dest = match.group("dest")
-    to_port = port
-    if dest.startswith("["):
-        addr, _sep, rest = dest[1:].partition("]")
-        if rest.startswith(":"):
-            to_port = tuple(int(p) for p in rest[1:].split("-"))
-    elif family == 4 and ":" in dest:
-        addr, _sep, rest = dest.partition(":")
-        to_port = tuple(int(p) for p in rest.split("-"))
-    else:
-        addr = dest
-    to_port = (to_port[0], to_port[-1])
+    addr, to_port = split_dnat_target(match.group("dest"), family, port)
     return (family, match.group("proto"), match.group("iif"), port, addr, to_port)
 
 

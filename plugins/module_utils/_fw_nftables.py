@@ -21,7 +21,7 @@ import re
 import shutil
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import format_ports
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired, Installed, Plan, by_chain
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired, Installed, Plan, by_chain, split_dnat_target
 
 CHAINS = (
     ("prerouting", "type nat hook prerouting priority dstnat; policy accept;"),
@@ -139,18 +139,8 @@ def parse_mapping(line):
     family = int(match.group("fam"))
     port = tuple(int(p) for p in match.group("port").split("-"))
     port = (port[0], port[-1])
-    dest = match.group("dest")
-    to_port = port
-    if dest.startswith("["):
-        addr, _sep, rest = dest[1:].partition("]")
-        if rest.startswith(":"):
-            to_port = tuple(int(p) for p in rest[1:].split("-"))
-    elif family == 4 and ":" in dest:
-        addr, _sep, rest = dest.partition(":")
-        to_port = tuple(int(p) for p in rest.split("-"))
-    else:
-        addr = dest
-    return (family, match.group("proto"), match.group("iif"), port, addr, (to_port[0], to_port[-1]))
+    addr, to_port = split_dnat_target(match.group("dest"), family, port)
+    return (family, match.group("proto"), match.group("iif"), port, addr, to_port)
 
 
 class NftablesBackend:

@@ -82,6 +82,22 @@ class Plan:
     __nonzero__ = __bool__
 
 
+def split_dnat_target(dest, family, port):
+    """``addr``, ``[v6addr]:port``, ``v4addr:port`` or with a port range (as iptables-save and nft print
+    a DNAT target) -> ``(addr, (low, high))``; without a port the target port is ``port``."""
+    to_port = port
+    if dest.startswith("["):
+        addr, _sep, rest = dest[1:].partition("]")
+        if rest.startswith(":"):
+            to_port = tuple(int(p) for p in rest[1:].split("-"))
+    elif family == 4 and ":" in dest:
+        addr, _sep, rest = dest.partition(":")
+        to_port = tuple(int(p) for p in rest.split("-"))
+    else:
+        addr = dest
+    return addr, (to_port[0], to_port[-1])
+
+
 def by_chain(entries):
     """Entries grouped by ``(scope, chain)`` (sorted), keeping the order inside each chain.
 
