@@ -190,10 +190,13 @@ def public_ports(entries, hostvars, var="proxy_client_public_ports"):
 
 
 def hub_flows(proxies, hostvars):
-    """The flows the hub lets through between clients: what each proxy declares it reaches."""
+    """The flows the hub lets through between clients: what each proxy declares it reaches.
+
+    Proxies are taken in sorted order, so the rule set is the same whatever order they come in
+    (Ansible's ``intersect`` returns a set; a reordered list would re-apply the set every run)."""
     allow = []
     seen = set()
-    for proxy in proxies or []:
+    for proxy in sorted(proxies or []):
         source = host_address(hostvars, proxy)
         vars_ = hostvars[proxy]
         targets = [(t["address"], t["port"], t["proto"]) for t in

@@ -120,3 +120,8 @@ def test_hosts_outside():
 def test_route_commands_for_the_boot_path():
     assert f.route_commands([{"dest": "10.7.0.0/24"}, {"dest": "fd07::/64"}]) == [
         "ip route replace 10.7.0.0/24 dev %i proto 87", "ip -6 route replace fd07::/64 dev %i proto 87"]
+
+
+def test_hub_flows_do_not_depend_on_the_order_of_the_proxies():
+    hostvars = dict(HOSTVARS, proxy2={"proxy_client_address": "10.7.0.5/32", "proxy_client_access_services": ["10.7.0.2:443"]})
+    assert f.hub_flows(["proxy1", "proxy2"], hostvars) == f.hub_flows(["proxy2", "proxy1"], hostvars)
