@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+from fake_links import FakeLinkOps  # noqa: E402
 
 wireguard = pytest.importorskip("pyroute2.netlink.generic.wireguard")
 
@@ -186,41 +187,6 @@ def test_kernel_backend_refuses_old_pyroute2_before_touching_anything():
         runner.run()
     assert "0.7.2" in err.value.msg
     assert link.calls == []
-
-
-class FakeLinkOps:
-    """LinkOps stand-in: a kernel link that add_wireguard creates."""
-
-    def __init__(self, link):
-        self.link = link
-        self.calls = []
-
-    def read(self):
-        return None if self.link is None else dict(self.link, addresses=list(self.link["addresses"]))
-
-    def add_wireguard(self):
-        self.calls.append(("add_wireguard",))
-        self.link = {"index": 5, "kind": "wireguard", "mtu": 1420, "up": False, "addresses": []}
-
-    def delete(self):
-        self.calls.append(("delete",))
-        self.link = None
-
-    def set_mtu(self, mtu):
-        self.calls.append(("set_mtu", mtu))
-        self.link["mtu"] = mtu
-
-    def set_up(self):
-        self.calls.append(("set_up",))
-        self.link["up"] = True
-
-    def add_address(self, cidr):
-        self.calls.append(("add_address", cidr))
-        self.link["addresses"].append(cidr)
-
-    def del_address(self, cidr):
-        self.calls.append(("del_address", cidr))
-        self.link["addresses"].remove(cidr)
 
 
 def kernel_run(tmp_path, dump, peers, link=None, check_mode=False, **extra):

@@ -11,6 +11,7 @@ import pytest
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError
+from fake_links import FakeLinkOps  # noqa: E402
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
 PUB_SELF = "EtlJrivFec+aC+AaZqWvrvxbjHtkj6Y4ipbkhk+/YX0="
@@ -235,36 +236,6 @@ def test_render_wg_quick():
 
 
 # ---------------------------------------------------------------- whole runs with fakes
-class FakeLinkOps:
-    def __init__(self, link):
-        self.link = link
-        self.calls = []
-        self.reads = 0
-
-    def read(self):
-        self.reads += 1
-        return None if self.link is None else dict(self.link, addresses=list(self.link["addresses"]))
-
-    def delete(self):
-        self.calls.append(("delete",))
-        self.link = None
-
-    def set_mtu(self, mtu):
-        self.calls.append(("set_mtu", mtu))
-        self.link["mtu"] = mtu
-
-    def set_up(self):
-        self.calls.append(("set_up",))
-        self.link["up"] = True
-
-    def add_address(self, cidr):
-        self.calls.append(("add_address", cidr))
-        self.link["addresses"].append(cidr)
-
-    def del_address(self, cidr):
-        self.calls.append(("del_address", cidr))
-        self.link["addresses"].remove(cidr)
-
 
 class FakeUapi:
     """The UAPI client: a device dict that `set` payloads really modify (parsed like wireguard-go)."""
