@@ -3,7 +3,7 @@
 #   1. Debian packages from requirements-system.txt that are missing (apt-get update only then)
 #   2. .venv -> a cached venv with requirements.txt (built only when requirements.txt changes)
 #   3. a Docker engine (started when none answers)
-#   4. the test base image (built when the tag for its package list is absent)
+#   4. the test base images, Debian 12 and 13 (each built when the tag for its package list is absent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s%N)
@@ -41,6 +41,7 @@ if [[ "$(readlink .venv 2>/dev/null)" != "$venv" ]]; then
 fi
 
 scripts/ensure-dockerd.sh
-tests/image/build.sh
+tests/image/build.sh --release bookworm
+tests/image/build.sh --release trixie
 tests/vm/build.sh >/dev/null
 echo "setup done in $(( ($(date +%s%N) - start) / 1000000 )) ms"

@@ -1,18 +1,45 @@
 #!/usr/bin/env bash
-# Build the test base image (Debian bookworm, no registry needed) and import it into Docker.
+# Build a test base image (Debian, no registry needed) and import it into Docker.
 #
-#   tests/image/build.sh              build the image unless a tag for this package list exists
-#   tests/image/build.sh --print-tag  print the tag only
+#   tests/image/build.sh [--release R]              build the image unless its tag exists
+#   tests/image/build.sh [--release R] --print-tag  print the tag only
 #
-# The tag carries a hash of the package list and of this script, so the image is rebuilt only
-# when one of them changes. debootstrap uses the Debian mirror apt is configured with here.
+# R is a Debian release that debootstrap knows: bookworm (Debian 12, the default) or trixie
+# (Debian 13). The tag is wgsp-test-base:<R>-<hash>, the hash covering the release, the package
+# list and this script, so an image is rebuilt only when one of them changes. `latest` follows
+# the bookworm image (molecule.yml and playbooks/lab_up.yml fall back to it when WGSP_TEST_IMAGE
+# is unset). debootstrap uses the Debian mirror apt is configured with here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-hash=$(cat "$here/packages.txt" "$here/build.sh" | sha256sum | cut -c1-12)
-repo=wgsp-test-base
-tag="$repo:bookworm-$hash"
+release=bookworm
+print_tag=false
+while (($#)); do
+  case "$1" in
+    --release) release=${2:?--release needs a value}; shift 2 ;;
+    --release=*) release=${1#--release=}; shift ;;
+    --print-tag) print_tag=true; shift ;;
+    *) echo "usage: $0 [--release bookworm|trixie] [--print-tag]" >&2; exit 2 ;;
+  esac
+done
+case "$release" in
+  bookworm|trixie) ;;
+  *) echo "unsupported release '$release' (bookworm or trixie)" >&2; exit 2 ;;
+esac
 
-if [[ "${1:-}" == "--print-tag" ]]; then
+# packages.txt: one package a line; "pkg [release ...]" limits a line to those releases.
+packages=$(awk -v rel="$release" '
+  { sub(/#.*/, "") }
+  NF == 0 { next }
+  NF == 1 { print $1; next }
+  { only = $0; sub(/^[^[]*\[/, "", only); sub(/\].*$/, "", only)
+    n = split(only, rels, /[ ,]+/)
+    for (i = 1; i <= n; i++) if (rels[i] == rel) { print $1; next } }
+' "$here/packages.txt" | paste -sd, -)
+hash=$( { echo "$release"; cat "$here/packages.txt" "$here/build.sh"; } | sha256sum | cut -c1-12)
+repo=wgsp-test-base
+tag="$repo:$release-$hash"
+
+if $print_tag; then
   echo "$tag"
   exit 0
 fi
@@ -29,13 +56,12 @@ mirror() {
   echo "${uri:-http://deb.debian.org/debian}"
 }
 
-packages=$(grep -vE '^\s*(#|$)' "$here/packages.txt" | paste -sd, -)
 work=$(mktemp -d /var/tmp/wgsp-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 start=$(date +%s)
 echo "building $tag with debootstrap from $(mirror) (packages: $packages)"
-debootstrap --variant=minbase --include="$packages" bookworm "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 || {
+debootstrap --variant=minbase --include="$packages" "$release" "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 || {
   tail -n 30 "$work/debootstrap.log"; exit 1; }
 # Keep the image small and free of host specifics.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
@@ -45,5 +71,5 @@ tar -C "$root" -c . | docker import \
   --change 'CMD ["/bin/sleep", "infinity"]' \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   - "$tag" >/dev/null
-docker tag "$tag" "$repo:latest"
+[[ "$release" != bookworm ]] || docker tag "$tag" "$repo:latest"
 echo "built $tag in $(( $(date +%s) - start ))s"
