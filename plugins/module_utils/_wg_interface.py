@@ -476,6 +476,13 @@ class UserspaceBackend:
         if find_binary(WIREGUARD_GO) is None:
             raise WgspError("backend userspace needs %s, which is not installed (or not in PATH)" % WIREGUARD_GO)
 
+    def available(self):
+        try:
+            self.check_available()
+        except WgspError:
+            return False
+        return True
+
     def read(self):
         if not os.path.exists(self.socket):
             raise WgspError("interface %s is a tun device without a wireguard-go control socket (%s): "
@@ -555,21 +562,37 @@ def _is_zombie(pid):
 
 
 class KernelBackend:
-    """The kernel module: ``ip link add type wireguard`` (netlink) plus WireGuard genl."""
+    """The kernel module: ``ip link add type wireguard`` (netlink) plus WireGuard genl (``_wg_genl``)."""
 
     name = "kernel"
 
-    def __init__(self, ifname, wg=None):
+    def __init__(self, ifname, wg=None, runner=None, check_mode=False):
         self.ifname = ifname
         self.wg = wg or netlink.KernelWireGuard(ifname)
+        self.runner = runner or CommandRunner()
+        self.check_mode = check_mode
+        self._available = None
 
     @property
     def set_requests(self):
         return self.wg.set_requests
 
+    def available(self):
+        """The genl family resolves (after ``modprobe wireguard`` if needed); asked once per run."""
+        if self._available is None:
+            self._available = kernel_available(self.runner, self.check_mode, self.wg.family_available)
+        return self._available
+
+    def unavailable_reason(self):
+        reason = getattr(self.wg, "unavailable_reason", None) or netlink.genl.FAMILY_MISSING
+        if reason == netlink.genl.FAMILY_MISSING:
+            reason += (" and 'modprobe --dry-run wireguard' finds no module to load" if self.check_mode
+                       else " and 'modprobe wireguard' did not load it")
+        return reason
+
     def check_available(self):
-        if isinstance(self.wg, netlink.KernelWireGuard) and self.wg._factory is None:
-            netlink.check_kernel_pyroute2(self.wg._version)
+        if not self.available():
+            raise WgspError("backend kernel cannot be used: %s" % self.unavailable_reason())
 
     def read(self):
         return self.wg.get()
@@ -584,16 +607,23 @@ class KernelBackend:
         link_ops.delete()
 
 
-def kernel_available(runner, check_mode, sys_module="/sys/module/wireguard"):
-    if os.path.isdir(sys_module):
+def kernel_available(runner, check_mode, probe):
+    """Whether the kernel backend can be driven: the ``wireguard`` genl family resolves.
+
+    ``probe()`` asks the kernel; when the family is missing, ``modprobe wireguard`` is run and the
+    kernel asked again. Check mode loads nothing: ``modprobe --dry-run`` tells whether the real
+    run would find the module.
+    """
+    if probe():
         return True
-    if check_mode:
-        return False
+    argv = ["modprobe", "--dry-run", "--quiet", "wireguard"] if check_mode else ["modprobe", "wireguard"]
     try:
-        rc, _out, _err = runner.run(["modprobe", "wireguard"], check=False)
+        rc, _out, _err = runner.run(argv, check=False)
     except WgspError:
         return False
-    return rc == 0 and os.path.isdir(sys_module)
+    if check_mode:
+        return rc == 0
+    return probe()
 
 
 def backend_for_link(name, link, requested):
@@ -666,13 +696,28 @@ class WgInterface:
         self.backends = backends or {}
         self.resolver = resolver
         self.conf_dir = conf_dir
-        self.kernel_check = kernel_check or (lambda: kernel_available(self.runner, self.check_mode))
+        self.kernel_check = kernel_check  # None: ask the kernel backend (genl family, modprobe)
         self.process_finder = process_finder or find_wireguard_go
 
     def _backend(self, name, ifname):
         if name not in self.backends:
-            self.backends[name] = KernelBackend(ifname) if name == "kernel" else UserspaceBackend(ifname, self.runner)
+            if name == "kernel":
+                self.backends[name] = KernelBackend(ifname, runner=self.runner, check_mode=self.check_mode)
+            else:
+                self.backends[name] = UserspaceBackend(ifname, self.runner)
         return self.backends[name]
+
+    def _auto_backend(self, ifname):
+        """``backend: auto`` for a new interface: kernel when its genl family resolves (after
+        ``modprobe wireguard``), else userspace when wireguard-go is installed, else a clear error."""
+        kernel = self._backend("kernel", ifname)
+        if (self.kernel_check() if self.kernel_check is not None else kernel.available()):
+            return "kernel"
+        if self._backend("userspace", ifname).available():
+            return "userspace"
+        raise WgspError("backend auto found no WireGuard implementation to drive: kernel - %s; userspace - %s is "
+                        "not installed (or not in PATH). Load the wireguard kernel module or install wireguard-go."
+                        % (kernel.unavailable_reason(), WIREGUARD_GO))
 
     def run(self):
         want = validate_params(self.params, self.resolver)
@@ -739,7 +784,7 @@ class WgInterface:
         elif want["backend"] != "auto":
             backend_name = want["backend"]
         else:
-            backend_name = "kernel" if self.kernel_check() else "userspace"
+            backend_name = self._auto_backend(name)
         backend = self._backend(backend_name, name)
         backend.check_available()
         device = normalize_device(backend.read()) if link is not None else dict(EMPTY_DEVICE)
@@ -879,7 +924,8 @@ def read_interface(name, link_ops=None, backends=None):
         return {"name": name, "exists": False, "backend": None, "up": False, "mtu": None, "addresses": [],
                 "listen_port": 0, "fwmark": 0, "public_key": None, "peers": []}
     backend_name = backend_for_link(name, link, "auto")
-    backend = backends.get(backend_name) or (KernelBackend(name) if backend_name == "kernel" else UserspaceBackend(name))
+    backend = backends.get(backend_name) or (KernelBackend(name, check_mode=True) if backend_name == "kernel"
+                                             else UserspaceBackend(name))
     if backend_name == "kernel":
         backend.check_available()
     device = normalize_device(backend.read())

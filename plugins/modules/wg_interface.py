@@ -21,7 +21,8 @@ description:
   - Changes are minimal. Adding, changing or removing one peer touches only that peer, and an
     unchanged O(listen_port) is never sent again (wireguard-go would rebind its socket).
   - Two backends are chosen at run time. C(kernel) uses the Linux WireGuard module through netlink
-    (pyroute2 C(IPRoute) for the link and C(WireGuard) generic netlink for keys and peers).
+    (pyroute2 C(IPRoute) for the link; WireGuard's generic netlink family, spoken by the collection
+    itself on a plain netlink socket, for keys and peers).
     C(userspace) starts C(wireguard-go) for the interface when it is not running and speaks its UAPI
     control socket C(/var/run/wireguard/<name>.sock) directly.
   - Private and preshared keys never appear in results, diffs, warnings, errors or any process's
@@ -171,16 +172,21 @@ attributes:
     platforms: linux
 requirements:
   - python >= 3.8 on the managed host
-  - pyroute2 (C(IPRoute) for links and addresses; 0.7.2 from Debian 12 is enough for the userspace backend)
-  - pyroute2 >= 0.9.3 for the kernel backend (earlier releases send wrong peer flags; they are refused)
+  - pyroute2 >= 0.7 for links and addresses (only its stable C(IPRoute) API; Debian 12's 0.7.2 and
+    Debian 13's 0.7.7 packages work with both backends)
   - the WireGuard kernel module, or C(wireguard-go) for the userspace backend
 notes:
   - Inputs are validated before anything is touched; errors name the option and the problem and never
     echo a key.
+  - O(backend=auto) picks C(kernel) when the kernel's C(wireguard) generic netlink family resolves
+    (after C(modprobe wireguard) if needed), else C(userspace) when C(wireguard-go) is installed, and
+    fails naming both otherwise.
+  - The kernel backend does not use pyroute2's C(WireGuard) class (releases before 0.9.3, including
+    Debian's, send wrong peer flags that wipe a peer's allowed IPs).
   - The collection's integration tests run on hosts without the WireGuard kernel module, so they
     exercise the userspace backend (real C(wireguard-go) in network namespaces). The kernel backend is
-    unit-tested at the netlink boundary (the requests and flags sent through pyroute2); a qemu VM test
-    layer with a real WireGuard kernel module is planned.
+    unit-tested at the socket boundary (the exact netlink bytes and flags) and run in a qemu VM that
+    boots Debian's kernel with its WireGuard module, with Debian's own python3-pyroute2.
   - Routes for the allowed IPs are not added; use the C(wg_route) module.
 seealso:
   - name: WireGuard cross-platform userspace API
