@@ -284,8 +284,9 @@ class FakeKernel:
         name = attr_dict(req["attrs"])[CTRL_ATTR_FAMILY_NAME]
         if not self.family or name != b"wireguard\0":
             return [error_msg(req["seq"], ENOENT, req["header"])]
-        reply = nlmsg(GENL_ID_CTRL, 0, req["seq"], genl(CTRL_CMD_NEWFAMILY, u16(CTRL_ATTR_FAMILY_ID, FAMILY_ID),
-                                                         strz(CTRL_ATTR_FAMILY_NAME, "wireguard"), version=2))
+        family = genl(CTRL_CMD_NEWFAMILY, u16(CTRL_ATTR_FAMILY_ID, FAMILY_ID), strz(CTRL_ATTR_FAMILY_NAME, "wireguard"),
+                      version=2)
+        reply = nlmsg(GENL_ID_CTRL, 0, req["seq"], family)
         return [reply, error_msg(req["seq"], 0, req["header"])]
 
     def _device_attrs(self):

@@ -14,7 +14,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_genl
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
 
 import fake_genl as k  # noqa: E402
-from fake_genl import FakeKernel, FakeSocket  # noqa: E402
+from fake_genl import FakeKernel  # noqa: E402
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
 PUB_SELF = "EtlJrivFec+aC+AaZqWvrvxbjHtkj6Y4ipbkhk+/YX0="
