@@ -1,6 +1,6 @@
 # wgsp.service_proxy — the only set-up a new user needs.
 #   make setup   Debian packages, .venv, a Docker engine, the test base image (idempotent)
-#   make test    setup, then lint, ansible-test sanity, unit, integration and molecule tests
+#   make test    setup, then lint, ansible-test sanity, unit, core-range, integration and molecule tests
 #   make demo    the demo lab (seed topology in containers); make demo-down removes it
 #   make bench   benchmarks (results under bench/results/)
 SHELL := /bin/bash
@@ -10,7 +10,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test lint sanity unit integration vm molecule demo demo-down bench clean help
+.PHONY: setup test lint sanity unit core-range integration vm molecule demo demo-down bench clean help
 
 help:
 	@sed -n '2,6p' Makefile
@@ -19,7 +19,7 @@ setup:
 	@scripts/setup.sh
 
 test: setup
-	@$(MAKE) --no-print-directory -k lint sanity unit integration
+	@$(MAKE) --no-print-directory -k lint sanity unit core-range integration
 
 lint:
 	@echo "== lint: yamllint, ansible-lint (production profile)"
@@ -33,6 +33,13 @@ sanity:
 unit:
 	@echo "== unit tests"
 	$(PYTEST) tests/unit
+
+# The oldest and the newest ansible-core the collection claims (tests/core_range/versions; .venv has
+# the one in between): unit tests, ansible-doc of every module and role, syntax check of every
+# playbook, one converge on namespace hosts, each version in a cached venv of its own.
+core-range:
+	@echo "== oldest and newest ansible-core claimed"
+	tests/core_range/run.sh
 
 # Integration tests on namespace test hosts, the kernel backend in a qemu VM, then the molecule
 # scenarios and the lab fault test (containers): one pytest run, so its summary line counts

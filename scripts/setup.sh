@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make setup`: everything a new Debian/Ubuntu host needs, idempotently.
 #   1. Debian packages from requirements-system.txt that are missing (apt-get update only then)
-#   2. .venv -> a cached venv with requirements.txt (built only when requirements.txt changes)
+#   2. .venv -> a cached venv with requirements.txt (built only when requirements.txt changes), and the
+#      cached venvs of the oldest and newest ansible-core claimed (tests/core_range/run.sh --build)
 #   3. a Docker engine (started when none answers)
 #   4. the test base images, Debian 12 and 13 (each built when the tag for its package list is absent)
 set -euo pipefail
@@ -39,6 +40,9 @@ if [[ "$(readlink .venv 2>/dev/null)" != "$venv" ]]; then
   [[ -L .venv || ! -e .venv ]] || { echo "moving the old .venv directory aside to .venv.old"; rm -rf .venv.old; mv .venv .venv.old; }
   ln -sfn "$venv" .venv
 fi
+
+# The venvs of the oldest and newest ansible-core claimed (tests/core_range/versions), same cache.
+tests/core_range/run.sh --build
 
 scripts/ensure-dockerd.sh
 tests/image/build.sh --release bookworm
