@@ -29,6 +29,10 @@ CHAINS = (
     ("forward", "type filter hook forward priority filter; policy accept;"),
 )
 _COUNTER_RE = re.compile(r"counter packets (\d+) bytes (\d+)")
+# A packet limit without a burst gets nft's default burst of 5 packets. nft 1.0 (Debian 12) lists
+# it as "limit rate 5/minute", nft 1.1 (Debian 13) as "limit rate 5/minute burst 5 packets"; the
+# kernel holds the same rule. Listings are brought to the 1.0 form, the one rules are rendered in.
+_DEFAULT_BURST_RE = re.compile(r"(\blimit rate (?:over )?\d+/(?:second|minute|hour|day|week)) burst 5 packets\b")
 
 
 def table_name(set_name):
@@ -97,7 +101,9 @@ def render_rule_lines(set_name, rule):
 
 
 def parse_table(text):
-    """Parse ``nft list table`` output: ``({chain: header}, [(chain, rule, counters)], comment)``."""
+    """Parse ``nft list table`` output: ``({chain: header}, [(chain, rule, counters)], comment)``.
+
+    Rules come back counter-free and in the form nft 1.0 prints them (see ``_DEFAULT_BURST_RE``)."""
     headers, rules, table_comment = {}, [], None
     chain = None
     for raw in text.splitlines():
@@ -118,6 +124,7 @@ def parse_table(text):
         if line.startswith("type ") and not headers[chain]:
             headers[chain] = line
             continue
+        line = _DEFAULT_BURST_RE.sub(r"\1", line)
         counters = None
         match = _COUNTER_RE.search(line)
         if match:

@@ -16,6 +16,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter impo
     render_iptables_lines,
     render_nft_lines,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import parse_table
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import filter_rules, module_params
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import normalise
 
@@ -165,3 +166,74 @@ def test_status_and_persist_for_wg_filter(tmp_path):
     assert ":WGSP-ISOLATE-FLT - [0:0]" in text and "wg_filter" in text
     assert ('iptables -w -t filter -C "$fwd" -i wg0 -o wg0 -m comment --comment "wgsp-f:isolate" -j WGSP-ISOLATE-FLT'
             in text)
+
+
+# `nft list table inet wgsp_f_input` after loading SHARE's table, as nft 1.1.3 (Debian 13) prints it:
+# the log rule's packet limit shows nft's default burst, which nft 1.0.6 (Debian 12) leaves out.
+NFT_1_1_LISTING = """table inet wgsp_f_input {
+	comment "wgsp-f:input"
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "wg0" ct state established,related counter packets 0 bytes 0 accept comment "wgsp-f:input"
+		iifname "wg0" tcp dport 22 counter packets 0 bytes 0 accept comment "wgsp-f:input"
+		iifname "wg0" meta l4proto icmp counter packets 0 bytes 0 accept comment "wgsp-f:input"
+		iifname "wg0" meta l4proto ipv6-icmp counter packets 0 bytes 0 accept comment "wgsp-f:input"
+		iifname "wg0" limit rate 5/minute burst 5 packets log prefix "wgsp-input " comment "wgsp-f:input"
+		iifname "wg0" counter packets 0 bytes 0 reject comment "wgsp-f:input"
+	}
+}
+"""
+
+
+def test_nft_1_1_listing_reads_back_as_rendered():
+    _headers, rules, comment = parse_table(NFT_1_1_LISTING)
+    assert comment == "wgsp-f:input"
+    assert [line for _chain, line, _counters in rules] == render_nft_lines(fset(SHARE))
+    # only nft's default burst is dropped: another burst, or one on a byte limit, is a different rule
+    for kept in ('limit rate 5/minute burst 6 packets log', 'limit rate over 5/minute burst 50 packets drop',
+                 'limit rate 1 mbytes/second burst 5 packets accept'):
+        text = NFT_1_1_LISTING.replace('limit rate 5/minute burst 5 packets log', kept)
+        assert kept in [line for _c, line, _n in parse_table(text)[1]][4]
+
+
+class FakeNft:
+    """`nft` that lists what was loaded the way nft 1.0 or nft 1.1 prints it."""
+
+    def __init__(self, version):
+        self.version = version
+        self.table = None
+        self.calls = []
+
+    def run(self, argv, data=None, check=True):
+        self.calls.append(list(argv))
+        if argv[:2] == ["nft", "list"]:
+            if self.table is None:
+                return 1, "", "Error: No such file or directory"
+            return 0, self.table, ""
+        if argv[:2] == ["nft", "-c"]:
+            return 0, "", ""
+        if argv[:2] == ["nft", "-f"]:
+            body = data.split("delete table inet wgsp_f_input\n", 1)[1] if "\tcomment" in data else ""
+            listing = body.replace("counter ", "counter packets 0 bytes 0 ")
+            if self.version == "1.1":
+                listing = listing.replace("limit rate 5/minute ", "limit rate 5/minute burst 5 packets ")
+            self.table = listing or None
+            return 0, "", ""
+        if argv[0] in ("iptables-save", "ip6tables-save"):  # the other backend holds nothing of the set
+            return 0, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n", ""
+        raise AssertionError(argv)
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_nft_pipeline_with_a_log_rule_is_idempotent_on_nft_1_0_and_1_1(version):
+    runner = FakeNft(version)
+    params = dict(SHARE, backend="nftables")
+    rs = RuleSet(runner, "input", "nftables", which=which_all, kind="filter")
+    first = rs.run(filter_rules(module_params("wg_filter", params)))
+    assert first["changed"] and first["applied"]
+    assert ("burst 5 packets" in runner.table) is (version == "1.1")
+    runner.calls = []
+    again = rs.run(filter_rules(module_params("wg_filter", params)))
+    assert again["changed"] is False and again["plan"] == []
+    assert [c for c in runner.calls if c[0] == "nft" and c[:2] != ["nft", "list"]] == []
+    assert rule_set_status("wg_filter", params, runner, which=which_all)["in_sync"]
