@@ -14,8 +14,7 @@ import tempfile
 
 COLLECTIONS = "/opt/wgsp/collections"
 COLLECTION = COLLECTIONS + "/ansible_collections/wgsp/service_proxy"
-ANSIBLE_LIB = "/opt/wgsp-ansible"
-PYROUTE2_LIB = "/opt/wgsp-pyroute2"
+ANSIBLE_LIB = "/opt/wgsp-ansible"  # ansible-core only: pyroute2 is Debian's own python3-pyroute2
 PYTHON = "/usr/bin/python3"
 SCENARIOS = []
 
@@ -56,13 +55,17 @@ def sh(argv, ns=None, check_rc=True, env=None, timeout=120, input_text=None):
     return proc
 
 
-def module_env(new_pyroute2=True):
-    paths = [COLLECTIONS] + ([PYROUTE2_LIB] if new_pyroute2 else []) + [ANSIBLE_LIB]
-    return {"PYTHONPATH": ":".join(paths), "LC_ALL": "C.UTF-8"}
+def module_env(extra=None):
+    """The modules' environment: the collection and ansible-core; pyroute2 comes from Debian."""
+    env = {"PYTHONPATH": ":".join([COLLECTIONS, ANSIBLE_LIB]), "LC_ALL": "C.UTF-8"}
+    env.update(extra or {})
+    return env
 
 
-def run_module(name, args, ns=None, check_mode=False, diff=False, new_pyroute2=True):
-    """Execute a module of the collection directly (as Ansible runs it on a managed host)."""
+def run_module(name, args, ns=None, check_mode=False, diff=False, env=None):
+    """Execute a module of the collection directly (as Ansible runs it on a managed host).
+
+    ``env``: extra environment variables (e.g. a ``PATH`` with a failing ``modprobe``)."""
     payload = dict(args)
     payload.update({"_ansible_check_mode": check_mode, "_ansible_diff": diff, "_ansible_tmpdir": "/tmp",
                     "_ansible_remote_tmp": "/tmp", "_ansible_keep_remote_files": False})
@@ -71,7 +74,7 @@ def run_module(name, args, ns=None, check_mode=False, diff=False, new_pyroute2=T
         json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
     try:
         proc = sh([PYTHON, "%s/plugins/modules/%s.py" % (COLLECTION, name), path], ns=ns, check_rc=False,
-                  env=module_env(new_pyroute2))
+                  env=module_env(env))
     finally:
         os.unlink(path)
     result = None

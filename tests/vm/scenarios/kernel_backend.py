@@ -4,17 +4,28 @@ Topology: network namespaces ``a`` and ``b`` joined by a veth pair (underlay 192
 WireGuard interfaces ``wga`` (10.7.0.1, port 51820) and ``wgb`` (10.7.0.2, port 51821) made by
 ``wg_interface`` with ``backend: auto``. Interface names differ, so the default key and wg-quick paths
 (/etc/wireguard/<name>.key|.conf) never collide between the namespaces.
+
+Every module runs with Debian's own python3-pyroute2 (0.7.2 in bookworm): the kernel backend speaks
+WireGuard genl itself (plugins/module_utils/_wg_genl.py) and uses pyroute2 only for links/addresses.
+"""
+
+PYROUTE2_INFO = r"""
+import json
+from importlib.metadata import version
+import pyroute2
+print(json.dumps({"version": version("pyroute2"), "file": pyroute2.__file__}))
 """
 
 import base64
 import binascii
 import json
 import os
+import shutil
 import subprocess
 import time
 
-from harness import (ANSIBLE_LIB, COLLECTION, PYROUTE2_LIB, PYTHON, Skip, ansible_adhoc, check, module_ok,
-                     run_module, scenario, sh)
+from harness import (COLLECTION, PYTHON, Skip, ansible_adhoc, check, module_env, module_ok, run_module, scenario,
+                     sh)
 
 UNDERLAY = {"a": "192.0.2.1", "b": "192.0.2.2"}
 UNDERLAY6 = {"a": "2001:db8::1", "b": "2001:db8::2"}
@@ -129,20 +140,21 @@ def peer_of(ns, other):
 
 @scenario
 def smoke():
-    """The VM itself: Debian's kernel with a working WireGuard module and both pyroute2 versions."""
+    """The VM itself: Debian's kernel with a working WireGuard module; the modules see Debian's pyroute2."""
     check(os.path.isdir("/sys/module/wireguard"), "wireguard module not loaded")
     sh(["ip", "link", "add", "wgsmoke", "type", "wireguard"])
     shown = sh(["wg", "show", "wgsmoke"]).stdout
     sh(["ip", "link", "del", "wgsmoke"])
     check("interface: wgsmoke" in shown, "wg show did not show the kernel interface", shown=shown)
     start = time.monotonic()
-    new = sh([PYTHON, "-c", "import pyroute2, ansible.module_utils.basic; print(pyroute2.__version__)"],
-             env={"PYTHONPATH": PYROUTE2_LIB + ":" + ANSIBLE_LIB}).stdout.strip()
+    info = json.loads(sh([PYTHON, "-c", "import ansible.module_utils.basic\n" + PYROUTE2_INFO], env=module_env()).stdout)
     import_seconds = time.monotonic() - start
-    old = sh([PYTHON, "-c", "from importlib.metadata import version; print(version('pyroute2'))"]).stdout.strip()
-    check(new.startswith("0.9.") and old.startswith("0.7."), "unexpected pyroute2 versions", new=new, old=old)
+    check(info["version"].startswith("0.7.") and info["file"].startswith("/usr/lib/python3/dist-packages/"),
+          "the modules do not import Debian's pyroute2", info=info)
     check(os.path.isfile(COLLECTION + "/plugins/modules/wg_interface.py"), "wg_interface is not in the collection")
-    return "kernel %s, pyroute2 %s (PyPI) and %s (Debian), python+imports %.1fs" % (os.uname().release, new, old, import_seconds)
+    STATE["pyroute2"] = info["version"]
+    return "kernel %s, pyroute2 %s (Debian, %s), python+imports %.1fs" % (
+        os.uname().release, info["version"], os.path.dirname(info["file"]), import_seconds)
 
 
 @scenario
@@ -479,18 +491,29 @@ def state_absent():
 
 
 @scenario
-def old_pyroute2_refused():
-    """With Debian 12's pyroute2 0.7.2 the kernel backend fails clearly and touches nothing."""
-    need("pub")
-    new = run_module("wg_interface", {"name": "wgr", "addresses": ["10.7.9.1/24"]}, ns="b", new_pyroute2=False)
-    check(new.get("failed") and "0.9.3" in new.get("msg", "") and "0.7.2" in new.get("msg", ""),
-          "no clear refusal for a new interface", result=new)
-    check(not link_exists("b", "wgr") and not os.path.exists("/etc/wireguard/wgr.key"),
-          "the refused run still created the interface or its key")
-    existing = run_module("wg_interface", STATE["args"]["a"], ns="a", new_pyroute2=False)
-    check(existing.get("failed") and "0.9.3" in existing.get("msg", ""), "no clear refusal for an existing interface",
-          result=existing)
-    return new["msg"]
+def debian_pyroute2_drives_kernel():
+    """With Debian's pyroute2 the kernel backend makes the update 0.7.2's own WireGuard class gets wrong
+    (keepalive only, see the next scenario) and the peer keeps its allowed IPs."""
+    info = json.loads(sh([PYTHON, "-c", PYROUTE2_INFO], env=module_env()).stdout)
+    check(info["version"].startswith("0.7.") and info["file"].startswith("/usr/lib/python3/dist-packages/"),
+          "the modules do not run with Debian's pyroute2", info=info)
+    _private, peer = genkey()
+    args = {"name": "wgd", "listen_port": 51960, "persist": False,
+            "peers": [{"public_key": peer, "allowed_ips": ["10.60.0.0/24", "10.61.0.1/32"]}]}
+    created = module_ok("wg_interface", args)
+    check(created["changed"] and created["backend"] == "kernel", "wgd not created with the kernel backend", result=created)
+    try:
+        updated = module_ok("wg_interface", dict(args, peers=[dict(args["peers"][0], persistent_keepalive=20)]))
+        after = wg_dump(None, "wgd")["peers"][peer]
+        check(updated["changed"] and updated["set_requests"] == 1, "keepalive update not one set request", result=updated)
+        check(after["allowed_ips"] == ["10.60.0.0/24", "10.61.0.1/32"] and after["keepalive"] == "20",
+              "the keepalive-only update lost the peer's allowed IPs", peer=after)
+        again = module_ok("wg_interface", dict(args, peers=[dict(args["peers"][0], persistent_keepalive=20)]))
+        check(again["changed"] is False and again["set_requests"] == 0, "re-run not a no-op", result=again)
+    finally:
+        module_ok("wg_interface", {"name": "wgd", "state": "absent", "remove_key": True})
+    return "pyroute2 %s from %s: keepalive-only update kept allowed IPs %s (1 set request, re-run unchanged)" % (
+        info["version"], os.path.dirname(info["file"]), after["allowed_ips"])
 
 
 FLAG_BUG = r"""
@@ -502,7 +525,8 @@ WireGuard().set(sys.argv[1], peer={"public_key": sys.argv[2], "persistent_keepal
 
 @scenario
 def pyroute2_072_flag_bug_is_real():
-    """Why 0.7.2 is refused: its keepalive-only peer update wipes that peer's allowed IPs on the real kernel."""
+    """Why the kernel backend does not use pyroute2's WireGuard class: with Debian's 0.7.2 a keepalive-only
+    peer update wipes that peer's allowed IPs on the real kernel."""
     _private, peer = genkey()
     sh(["ip", "link", "add", "wgx", "type", "wireguard"])
     try:
@@ -514,6 +538,64 @@ def pyroute2_072_flag_bug_is_real():
     finally:
         sh(["ip", "link", "del", "wgx"])
     check(before == ["10.60.0.0/24", "10.61.0.1/32"] and after["keepalive"] == "20", "set-up failed", before=before, after=after)
-    check(after["allowed_ips"] == [], "pyroute2 0.7.2 no longer wipes allowed IPs: the refusal may be too strict",
-          before=before, after=after)
+    check(after["allowed_ips"] == [], "pyroute2 0.7.2's WireGuard class no longer wipes allowed IPs", before=before,
+          after=after)
     return "pyroute2 0.7.2 keepalive-only update: allowed IPs %s -> none (flags sent as enum values, 2 = REPLACE_ALLOWEDIPS)" % before
+
+
+def _wireguard_links():
+    """(namespace or None, name) of every kernel WireGuard link in the VM."""
+    found = []
+    namespaces = [None] + [line.split()[0] for line in sh(["ip", "netns", "list"]).stdout.splitlines() if line.strip()]
+    for ns in namespaces:
+        out = sh(["ip", "-o", "link", "show", "type", "wireguard"], ns=ns).stdout
+        found.extend((ns, line.split(":")[1].strip().split("@")[0]) for line in out.splitlines() if ":" in line)
+    return found
+
+
+def _unload_wireguard():
+    for ns, name in _wireguard_links():
+        sh(["ip", "link", "del", name], ns=ns)
+    for _attempt in range(50):
+        if sh(["rmmod", "wireguard"], check_rc=False).returncode == 0:
+            break
+        time.sleep(0.2)
+    check(not os.path.isdir("/sys/module/wireguard"), "rmmod wireguard failed", modules=sh(["lsmod"]).stdout)
+
+
+@scenario
+def auto_loads_module_or_fails_clearly():
+    """backend auto with the module unloaded (and the kernel's own autoload off): with modprobe failing and
+    no wireguard-go it fails naming both and creates nothing; check mode plans kernel and loads nothing;
+    a real run runs modprobe and picks kernel. Last scenario: it removes every WireGuard link."""
+    check(shutil.which("wireguard-go") is None, "the VM has wireguard-go; this scenario expects none")
+    _unload_wireguard()
+    with open("/proc/sys/kernel/modprobe", encoding="ascii") as handle:
+        kernel_modprobe = handle.read().strip()
+    fake_bin = "/tmp/no-modprobe"
+    os.makedirs(fake_bin, exist_ok=True)
+    with open(os.open(fake_bin + "/modprobe", os.O_WRONLY | os.O_CREAT, 0o755), "w", encoding="ascii") as handle:
+        handle.write("#!/bin/sh\necho 'modprobe: FATAL: Module wireguard not found' >&2\nexit 1\n")
+    args = {"name": "wgz", "listen_port": 51970, "persist": False}
+    try:
+        with open("/proc/sys/kernel/modprobe", "w", encoding="ascii") as handle:
+            handle.write("/bin/false\n")  # the kernel's genl family autoload fails too
+        failed = run_module("wg_interface", args, env={"PATH": fake_bin + ":" + os.environ.get("PATH", "")})
+        msg = failed.get("msg", "")
+        check(failed.get("failed") and "no WireGuard module loaded" in msg and "wireguard-go" in msg,
+              "no clear error naming both backends", result=failed)
+        check(not link_exists(None, "wgz") and not os.path.exists("/etc/wireguard/wgz.key"),
+              "the failed run created the interface or its key")
+        planned = run_module("wg_interface", args, check_mode=True)
+        check(not planned.get("failed") and planned.get("backend") == "kernel" and planned.get("changed"),
+              "check mode did not plan the kernel backend", result=planned)
+        check(not os.path.isdir("/sys/module/wireguard"), "check mode loaded the module")
+        created = module_ok("wg_interface", args)
+        check(created["changed"] and created["backend"] == "kernel" and os.path.isdir("/sys/module/wireguard"),
+              "the real run did not load the module and pick kernel", result=created)
+        module_ok("wg_interface", {"name": "wgz", "state": "absent", "remove_key": True})
+    finally:
+        with open("/proc/sys/kernel/modprobe", "w", encoding="ascii") as handle:
+            handle.write(kernel_modprobe + "\n")
+    return "unloaded: clear error naming kernel and wireguard-go (%s...); check mode planned kernel without " \
+           "loading; real run: modprobe, kernel" % msg[:90]
