@@ -170,19 +170,20 @@ def test_status_and_persist_for_wg_filter(tmp_path):
 
 # `nft list table inet wgsp_f_input` after loading SHARE's table, as nft 1.1.3 (Debian 13) prints it:
 # the log rule's packet limit shows nft's default burst, which nft 1.0.6 (Debian 12) leaves out.
-NFT_1_1_LISTING = """table inet wgsp_f_input {
-	comment "wgsp-f:input"
-	chain input {
-		type filter hook input priority filter; policy accept;
-		iifname "wg0" ct state established,related counter packets 0 bytes 0 accept comment "wgsp-f:input"
-		iifname "wg0" tcp dport 22 counter packets 0 bytes 0 accept comment "wgsp-f:input"
-		iifname "wg0" meta l4proto icmp counter packets 0 bytes 0 accept comment "wgsp-f:input"
-		iifname "wg0" meta l4proto ipv6-icmp counter packets 0 bytes 0 accept comment "wgsp-f:input"
-		iifname "wg0" limit rate 5/minute burst 5 packets log prefix "wgsp-input " comment "wgsp-f:input"
-		iifname "wg0" counter packets 0 bytes 0 reject comment "wgsp-f:input"
-	}
-}
-"""
+NFT_1_1_LISTING = (
+    'table inet wgsp_f_input {\n'
+    '\tcomment "wgsp-f:input"\n'
+    '\tchain input {\n'
+    '\t\ttype filter hook input priority filter; policy accept;\n'
+    '\t\tiifname "wg0" ct state established,related counter packets 0 bytes 0 accept comment "wgsp-f:input"\n'
+    '\t\tiifname "wg0" tcp dport 22 counter packets 0 bytes 0 accept comment "wgsp-f:input"\n'
+    '\t\tiifname "wg0" meta l4proto icmp counter packets 0 bytes 0 accept comment "wgsp-f:input"\n'
+    '\t\tiifname "wg0" meta l4proto ipv6-icmp counter packets 0 bytes 0 accept comment "wgsp-f:input"\n'
+    '\t\tiifname "wg0" limit rate 5/minute burst 5 packets log prefix "wgsp-input " comment "wgsp-f:input"\n'
+    '\t\tiifname "wg0" counter packets 0 bytes 0 reject comment "wgsp-f:input"\n'
+    '\t}\n'
+    '}\n'
+)
 
 
 def test_nft_1_1_listing_reads_back_as_rendered():
@@ -191,7 +192,7 @@ def test_nft_1_1_listing_reads_back_as_rendered():
     assert [line for _chain, line, _counters in rules] == render_nft_lines(fset(SHARE))
     # only nft's default burst is dropped: another burst, or one on a byte limit, is a different rule
     for kept in ('limit rate 5/minute burst 6 packets log', 'limit rate over 5/minute burst 50 packets drop',
-                 'limit rate 1 mbytes/second burst 5 packets accept'):
+                 'limit rate 1 mbytes/second burst 5 mbytes accept'):
         text = NFT_1_1_LISTING.replace('limit rate 5/minute burst 5 packets log', kept)
         assert kept in [line for _c, line, _n in parse_table(text)[1]][4]
 
