@@ -10,7 +10,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test lint sanity unit core-range integration vm molecule demo demo-down bench clean help
+.PHONY: setup test lint sanity unit core-range integration vm vmlab molecule demo demo-down bench clean help
 
 help:
 	@sed -n '2,6p' Makefile
@@ -41,15 +41,19 @@ core-range:
 	@echo "== oldest and newest ansible-core claimed"
 	tests/core_range/run.sh
 
-# Integration tests on namespace test hosts, the kernel backend in a qemu VM, then the molecule
+# Integration tests on namespace test hosts, the kernel backend in a qemu VM, the seed topology on
+# stock Debian 12 and 13 VMs (kernel WireGuard, SSH + become, real reboots), then the molecule
 # scenarios and the lab fault test (containers): one pytest run, so its summary line counts
 # every real-network test.
 integration:
-	@echo "== integration, VM and molecule tests"
-	$(PYTEST) tests/integration tests/vm tests/molecule
+	@echo "== integration, VM, VM lab and molecule tests"
+	$(PYTEST) tests/integration tests/vm tests/vmlab tests/molecule
 
 vm:
 	$(PYTEST) tests/vm
+
+vmlab:
+	$(PYTEST) tests/vmlab
 
 molecule:
 	$(PYTEST) tests/molecule

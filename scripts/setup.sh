@@ -4,7 +4,8 @@
 #   2. .venv -> a cached venv with requirements.txt (built only when requirements.txt changes), and the
 #      cached venvs of the oldest and newest ansible-core claimed (tests/core_range/run.sh --build)
 #   3. a Docker engine (started when none answers)
-#   4. the test base images, Debian 12 and 13 (each built when the tag for its package list is absent)
+#   4. the test base images, Debian 12 and 13 (each built when the tag for its package list is absent),
+#      the VM kernel image and the kernel-lab disk images (tests/vm, tests/vmlab; cached by content)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s%N)
@@ -48,4 +49,6 @@ scripts/ensure-dockerd.sh
 tests/image/build.sh --release bookworm
 tests/image/build.sh --release trixie
 tests/vm/build.sh >/dev/null
+tests/vmlab/build.sh bookworm >/dev/null
+tests/vmlab/build.sh trixie >/dev/null
 echo "setup done in $(( ($(date +%s%N) - start) / 1000000 )) ms"

@@ -1,0 +1,214 @@
+"""The seed topology on stock Debian 12 and 13 with kernel WireGuard, over SSH with become, and a real reboot.
+
+Per release, three qemu VMs (``vmlab.py``: hub, share with a Docker container, proxy) boot the
+release's own kernel with systemd; every package comes from the release's archive (Debian's
+python3-pyroute2, no PyPI). ``site.yml`` reaches them over SSH as the non-root user ``wgsp`` with
+``become`` and pipelining. The tests, in order:
+
+- check mode on the fresh hosts reports changes and creates nothing;
+- converge, then an unchanged second run (changed=0 on every host);
+- the interfaces are kernel WireGuard links (no wireguard-go anywhere) and a public request to
+  the proxy's published port is answered by the container on the share;
+- a real reboot of all three VMs, once with Docker ordered before the tunnel and once after it:
+  systemd's ``wg-quick@wg0`` (enabled by the roles) brings back the tunnel, routes and rule sets
+  with no Ansible run, the public request is answered again, and a check-mode run of site.yml
+  then finds nothing to change.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from conftest import REPO, require, require_root_tools
+
+import vmlab  # tests/vmlab/vmlab.py
+
+pytestmark = pytest.mark.vmlab
+RELEASES = ("bookworm", "trixie")
+BODY = "wgsp kernel lab service"
+TIMEOUT = int(os.environ.get("WGSP_VMLAB_TIMEOUT", "900"))
+
+GROUP_VARS = {
+    "wg_server": {"wg_server_address": "10.7.0.1/24", "wg_server_endpoint": "192.0.2.1:51820"},
+}
+HOST_VARS = {
+    "share": {"share_client_address": "10.7.0.2/32", "share_client_services": ["web:tcp:80"],
+              "share_client_docker_network": "app-net"},
+    "proxy": {"proxy_client_address": "10.7.0.3/32", "proxy_client_access_services": ["10.7.0.2:80"],
+              "proxy_client_public_ports": ["%d:10.7.0.2:80" % vmlab.PUBLIC_PORT],
+              # the user-mode NIC is the proxy's public side
+              "proxy_client_public_interface": "10.0.2.0/24"},
+}
+# The share's service: Docker enabled (the image leaves it off) and a busybox httpd container on
+# a user-defined network, restarted by Docker at boot.
+SHARE_PREPARE = (
+    "set -e; sudo systemctl enable --now docker.service >/dev/null 2>&1;"
+    " sudo docker image inspect wgsp-lab/web >/dev/null 2>&1 || sudo docker import /opt/wgsp-lab/web.tar wgsp-lab/web;"
+    " sudo docker network inspect app-net >/dev/null 2>&1 || sudo docker network create app-net >/dev/null;"
+    " sudo docker inspect web >/dev/null 2>&1 || sudo docker run -d --name web --restart always --network app-net"
+    " wgsp-lab/web /bin/busybox httpd -f -p 80 -h /www >/dev/null"
+)
+
+
+def ansible_playbook(inventory, *args, timeout=TIMEOUT):
+    env = dict(os.environ)
+    env.update({"PATH": os.path.join(REPO, ".venv", "bin") + os.pathsep + env.get("PATH", ""),
+                "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_PIPELINING": "1"})
+    proc = subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(REPO, "site.yml")] + list(args),
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return proc
+
+
+def recap(output):
+    """{host: {ok, changed, unreachable, failed, ...}} from the PLAY RECAP."""
+    hosts = {}
+    for line in output.split("PLAY RECAP", 1)[-1].splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        if match:
+            hosts[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return hosts
+
+
+def public_request(port, timeout=180):
+    """GET / on the proxy's published port through 127.0.0.1 (qemu forwards it to the proxy)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=10) as response:
+                return response.status, response.read().decode("utf-8", "replace")
+        except Exception as exc:  # pylint: disable=broad-except
+            last = exc
+            time.sleep(3)
+    return None, "no answer after %ds: %s" % (timeout, last)
+
+
+@pytest.fixture(scope="module", params=RELEASES)
+def kernel_lab(request, tmp_path_factory):
+    require_root_tools("debootstrap", "mkfs.ext4", "ssh", "ssh-keygen")
+    require(os.path.exists(vmlab.QEMU) or subprocess.run(["which", vmlab.QEMU], capture_output=True).returncode == 0,
+            "%s is not installed (apt-get install qemu-system-x86)" % vmlab.QEMU)
+    release = request.param
+    image, seconds, built = vmlab.build_image(release)
+    print("\n%s image %s: %s in %.1fs" % (release, image, "built" if built else "cached", seconds))
+    lab = vmlab.VmLab(release, image, workdir=str(tmp_path_factory.mktemp("vmlab-%s" % release)))
+    start = time.monotonic()
+    try:
+        lab.start(timeout=TIMEOUT)
+        print("%s: three VMs booted in %.1fs" % (release, time.monotonic() - start))
+        # the image leaves Docker disabled: it is only the share's business
+        lab.ssh("share", SHARE_PREPARE, timeout=600)
+        lab.inventory = lab.write_inventory(GROUP_VARS, HOST_VARS)
+        lab.timings = {"boot": time.monotonic() - start}
+        yield lab
+    finally:
+        lab.stop()
+        print("%s lab timings: %s" % (release, json.dumps({k: round(v, 1) for k, v in getattr(lab, "timings", {}).items()})))
+
+
+def _fail(lab, proc, what):
+    return "%s failed (rc=%d)\n%s\n%s\n%s" % (what, proc.returncode, proc.stdout[-15000:], proc.stderr[-5000:], lab.consoles(15))
+
+
+def _timed(lab, key, func):
+    start = time.monotonic()
+    try:
+        return func()
+    finally:
+        lab.timings[key] = time.monotonic() - start
+
+
+def test_check_mode_on_fresh_hosts(kernel_lab):
+    lab = kernel_lab
+    proc = _timed(lab, "check", lambda: ansible_playbook(lab.inventory, "--check"))
+    assert proc.returncode == 0, _fail(lab, proc, "site.yml --check")
+    counts = recap(proc.stdout)
+    assert sorted(counts) == ["hub", "proxy", "share"], proc.stdout[-3000:]
+    assert all(c["changed"] > 0 for c in counts.values()), "check mode should report the changes to make: %s" % counts
+    for name in vmlab.HOSTS:
+        assert lab.ssh(name, "ip link show wg0", check=False).returncode != 0, "check mode created wg0 on %s" % name
+
+
+def test_converge_then_unchanged(kernel_lab):
+    lab = kernel_lab
+    proc = _timed(lab, "converge", lambda: ansible_playbook(lab.inventory))
+    assert proc.returncode == 0, _fail(lab, proc, "site.yml")
+    proc = _timed(lab, "rerun", lambda: ansible_playbook(lab.inventory))
+    assert proc.returncode == 0, _fail(lab, proc, "site.yml (second run)")
+    counts = recap(proc.stdout)
+    assert all(c["changed"] == 0 for c in counts.values()), "second run changed something: %s\n%s" % (counts, proc.stdout[-8000:])
+
+
+def test_kernel_wireguard_and_debian_packages_only(kernel_lab):
+    lab = kernel_lab
+    for name in vmlab.HOSTS:
+        link = lab.ssh(name, "ip -d link show wg0").stdout
+        assert "wireguard" in link, "%s: wg0 is not a kernel WireGuard link:\n%s" % (name, link)
+        # the roles did not install wireguard-go: the kernel has the module
+        assert lab.ssh(name, "command -v wireguard-go", check=False).returncode != 0, name
+        pyroute2 = lab.ssh(name, "dpkg-query -W -f '${Version}' python3-pyroute2").stdout
+        assert pyroute2.startswith("0.7."), "%s: expected Debian's pyroute2 0.7.x, found %s" % (name, pyroute2)
+        assert lab.ssh(name, "python3 -c 'import pyroute2, sys; sys.exit(0 if pyroute2.__file__.startswith(\"/usr/lib/python3/\") else 1)'",
+                       check=False).returncode == 0, "%s: pyroute2 does not come from the Debian package" % name
+        handshake = lab.ssh(name, "sudo wg show wg0 latest-handshakes").stdout.split()
+        assert handshake and all(int(v) > 0 for v in handshake[1::2]), "%s: no handshake: %s" % (name, handshake)
+        enabled = lab.ssh(name, "systemctl is-enabled wg-quick@wg0", check=False).stdout.strip()
+        assert enabled == "enabled", "%s: wg-quick@wg0 is %s" % (name, enabled)
+
+
+def test_public_request_answered(kernel_lab):
+    status, body = public_request(kernel_lab.public_port)
+    assert status == 200 and BODY in body, "public request: %s %s" % (status, body)
+
+
+ORDERS = {
+    # Docker (and the container) up before the tunnel comes up
+    "docker-before-tunnel": ("wg-quick@wg0.service.d", "[Unit]\nAfter=docker.service\nWants=docker.service\n"),
+    # the tunnel and its rule sets first; Docker starts afterwards and adds its chains around ours
+    "docker-after-tunnel": ("docker.service.d", "[Unit]\nAfter=wg-quick@wg0.service\n"),
+}
+
+
+def _order_on_share(lab, order):
+    drop_in, text = ORDERS[order]
+    script = ("set -e; sudo rm -f /etc/systemd/system/wg-quick@wg0.service.d/wgsp-lab-order.conf"
+              " /etc/systemd/system/docker.service.d/wgsp-lab-order.conf;"
+              " sudo mkdir -p /etc/systemd/system/%s;"
+              " sudo tee /etc/systemd/system/%s/wgsp-lab-order.conf >/dev/null; sudo systemctl daemon-reload") % (drop_in, drop_in)
+    lab.ssh("share", script, input_text=text)
+
+
+def _started(lab, unit):
+    out = lab.ssh("share", "systemctl show -p ActiveEnterTimestampMonotonic --value %s" % unit).stdout.strip()
+    return int(out or 0)
+
+
+@pytest.mark.parametrize("order", sorted(ORDERS))
+def test_real_reboot_restores_everything(kernel_lab, order):
+    lab = kernel_lab
+    _order_on_share(lab, order)
+    _timed(lab, "reboot-%s" % order, lambda: lab.reboot(timeout=TIMEOUT))
+    docker, tunnel = _started(lab, "docker.service"), _started(lab, "wg-quick@wg0.service")
+    assert docker and tunnel, "docker.service (%d) or wg-quick@wg0 (%d) did not start on the share" % (docker, tunnel)
+    if order == "docker-before-tunnel":
+        assert docker < tunnel, "Docker was meant to start first (docker %d, tunnel %d)" % (docker, tunnel)
+    else:
+        assert tunnel < docker, "the tunnel was meant to start first (docker %d, tunnel %d)" % (docker, tunnel)
+    for name in vmlab.HOSTS:
+        state = lab.ssh(name, "systemctl is-active wg-quick@wg0", check=False).stdout.strip()
+        assert state == "active", "%s: wg-quick@wg0 is %s after the reboot\n%s" % (
+            name, state, lab.ssh(name, "sudo journalctl -b -u wg-quick@wg0 --no-pager | tail -40", check=False).stdout)
+    status, body = public_request(lab.public_port)
+    assert status == 200 and BODY in body, "after the reboot (%s): %s %s" % (order, status, body)
+    # everything the roles configure came back as it was: a check-mode run finds nothing to do
+    proc = _timed(lab, "check-after-%s" % order, lambda: ansible_playbook(lab.inventory, "--check"))
+    assert proc.returncode == 0, _fail(lab, proc, "site.yml --check after the reboot")
+    counts = recap(proc.stdout)
+    assert all(c["changed"] == 0 for c in counts.values()), "after the reboot (%s) site.yml would change: %s\n%s" % (
+        order, counts, proc.stdout[-8000:])
