@@ -18,8 +18,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import math
 import os
 import re
+import shlex
 import subprocess
 
 
@@ -48,8 +50,11 @@ class CommandError(WgspError):
         super(CommandError, self).__init__(msg, cmd=cmd, rc=rc, stdout=stdout, stderr=stderr)
 
 
-# Linux IFNAMSIZ is 16 including the NUL; WireGuard's own tools accept this character set.
-IFNAME_RE = re.compile(r"^[a-zA-Z0-9_=+.-]{1,15}$")
+# Linux IFNAMSIZ is 16 including the NUL. The kernel refuses "", ".", "..", "/", ":" and whitespace;
+# this collection also refuses a leading "-" (it would read as an option of ip, wg or wireguard-go)
+# and "+" (a wildcard to iptables, a literal name to nftables), and keeps to a character set that is
+# inert in every place a name goes: argv, iptables-restore, nft -f, wg-quick files and shell lines.
+IFNAME_RE = re.compile(r"^[a-zA-Z0-9_=.-]{1,15}$")
 # Characters that must never reach a line-based protocol or a restore file.
 _UNSAFE_RE = re.compile(r"[\s;'\"`$\\|&<>(){}#*?!]")
 
@@ -86,11 +91,24 @@ def check_token(field, value, max_len=64):
 
 
 def check_ifname(field, value):
+    """A Linux interface name, the same rule for every module, role variable and filter.
+
+    1-15 characters from ``a-z A-Z 0-9 _ = . -``; not ``.`` or ``..``; not starting with ``-``.
+    ``+`` is refused: iptables reads ``eth+`` as a wildcard while nftables reads it as a literal
+    name, so one value would mean two different things depending on the backend.
+    """
     text = check_no_control(field, value)
-    if text is None or not IFNAME_RE.match(text):
+    if text is None or text == "" or isinstance(value, bool):
+        raise ValidationError(field, "must be an interface name (got %s)" % describe(value))
+    if "+" in text:
+        raise ValidationError(
+            field, "must name one interface: '+' is an iptables wildcard (not the same on nftables) and is "
+                   "not accepted (got %s)" % describe(value))
+    if text in (".", "..") or text.startswith("-") or not IFNAME_RE.match(text):
         raise ValidationError(
             field,
-            "invalid interface name %s: 1-15 characters from a-z A-Z 0-9 _ = + . -" % describe(value),
+            "invalid interface name %s: 1-15 characters from a-z A-Z 0-9 _ = . -, not '.' or '..', "
+            "not starting with '-'" % describe(value),
         )
     return text
 
@@ -130,11 +148,37 @@ def check_port_range(field, value):
     return (low, high)
 
 
-def check_address(field, value):
-    """A single IPv4/IPv6 address (no prefix); returns ``ipaddress`` object."""
-    text = check_no_control(field, value)
+def check_float(field, value, low, high):
+    """A number (int or float, or its text) with ``low <= value <= high``."""
+    if isinstance(value, bool):
+        raise ValidationError(field, "must be a number between %s and %s (got %s)" % (low, high, describe(value)))
     try:
-        return ipaddress.ip_address(str(text).strip())
+        number = float(str(value).strip()) if not isinstance(value, (int, float)) else float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(field, "must be a number between %s and %s (got %s)" % (low, high, describe(value)))
+    if math.isnan(number) or not low <= number <= high:
+        raise ValidationError(field, "must be between %s and %s (got %s)" % (low, high, describe(value)))
+    return number
+
+
+def _address_text(field, value):
+    text = check_no_control(field, value)
+    if text is None or isinstance(value, bool):
+        raise ValidationError(field, "is required (an IPv4 or IPv6 address)")
+    text = str(text).strip()
+    if "%" in text:
+        # ipaddress keeps anything after "%" as an IPv6 scope id, verbatim: it would reach
+        # shell lines, restore files and the UAPI unchanged.
+        raise ValidationError(field, "must not carry an IPv6 scope id ('%%zone'); link-local zones are not "
+                                     "supported (got %s)" % describe(value))
+    return text
+
+
+def check_address(field, value):
+    """A single IPv4/IPv6 address (no prefix, no scope id); returns ``ipaddress`` object."""
+    text = _address_text(field, value)
+    try:
+        return ipaddress.ip_address(text)
     except ValueError:
         raise ValidationError(field, "is not a valid IPv4 or IPv6 address (got %s)" % describe(value))
 
@@ -143,10 +187,9 @@ def check_cidr(field, value, strict=False):
     """An address with an optional prefix, e.g. ``10.7.0.2/32``; returns ``ipaddress`` interface.
 
     With ``strict`` host bits must be zero (a network, as in allowed IPs and routes) and a
-    network object is returned.
+    network object is returned. IPv6 scope ids (``fe80::1%eth0``) are refused.
     """
-    text = check_no_control(field, value)
-    text = str(text).strip() if text is not None else ""
+    text = _address_text(field, value)
     try:
         if strict:
             return ipaddress.ip_network(text, strict=True)
@@ -155,23 +198,144 @@ def check_cidr(field, value, strict=False):
         raise ValidationError(field, "is not a valid CIDR (got %s: %s)" % (describe(value), exc))
 
 
+def _special(ip):
+    """Why ``ip`` cannot be a unicast host address (``None`` when it can)."""
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return _special(ip.ipv4_mapped)
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_loopback:
+        return "a loopback address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "the broadcast address"
+    return None
+
+
+def check_interface_address(field, value):
+    """An interface address (``10.7.0.1/24``): a unicast host address with a prefix.
+
+    Unspecified, loopback, multicast and broadcast addresses are refused before anything changes
+    (the kernel refuses several of them only after the interface exists).
+    """
+    iface = check_cidr(field, value)
+    why = _special(iface.ip)
+    if why:
+        raise ValidationError(field, "%s is %s, not an interface address" % (iface.ip, why))
+    return iface
+
+
+def check_dnat_target(field, value, networks=()):
+    """A DNAT target address: unicast, not loopback, not a broadcast address.
+
+    ``networks``: the host's connected networks (``ipaddress`` networks) when known; the broadcast
+    address of any of them is refused too. Returns the ``ipaddress`` object.
+    """
+    ip = check_address(field, value)
+    why = _special(ip)
+    if why is None and ip.version == 4:
+        for net in networks or ():
+            if net.version == 4 and net.prefixlen < 31 and ip == net.broadcast_address:
+                why = "the broadcast address of %s" % net
+                break
+    if why:
+        raise ValidationError(field, "%s is %s; a DNAT target must be a unicast address of another host "
+                                     "or of this host's own interfaces" % (ip, why))
+    return ip
+
+
+# RFC 1123 host names (an endpoint's host when it is not an address).
+_HOSTNAME_RE = re.compile(r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
+
+
 def check_endpoint(field, value):
     """``host:port`` or ``[v6]:port``; returns ``(host, port)`` with host unbracketed."""
     text = check_no_control(field, value)
     text = str(text).strip() if text is not None else ""
-    match = re.match(r"^\[([0-9A-Fa-f:.%a-zA-Z]+)\]:([0-9]+)$", text)
+    match = re.match(r"^\[([^\]]+)\]:([0-9]+)$", text)
     if match:
         host, port = match.group(1), match.group(2)
-        check_address(field, host)
+        if check_address(field, host).version != 6:
+            raise ValidationError(field, "brackets are for IPv6 addresses only (got %s)" % describe(value))
     else:
-        match = re.match(r"^([A-Za-z0-9.-]+):([0-9]+)$", text)
-        if not match:
+        match = re.match(r"^([^:\[\]]+):([0-9]+)$", text)
+        if not match or not _HOSTNAME_RE.match(match.group(1)):
             raise ValidationError(
                 field,
                 "must be host:port or [ipv6]:port with a port (got %s)" % describe(value),
             )
         host, port = match.group(1), match.group(2)
     return host, check_port(field, port)
+
+
+# Docker's own rule for container and network names.
+DOCKER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+
+def check_docker_name(field, value, what="container"):
+    """A Docker container (or network) name: 1-128 characters from ``a-z A-Z 0-9 _ . -``, first alphanumeric."""
+    text = check_no_control(field, value)
+    if not isinstance(value, str) or not DOCKER_NAME_RE.match(text):
+        raise ValidationError(field, "is not a valid %s name: 1-128 characters from a-z A-Z 0-9 _ . -, "
+                                     "starting with a letter or digit (got %s)" % (what, describe(value)))
+    return text
+
+
+def check_abs_path(field, value):
+    """An absolute file path (no control character or NUL, not ending in ``/``)."""
+    if value is None or isinstance(value, bool):
+        raise ValidationError(field, "is required (an absolute file path)")
+    text = str(value)
+    if "\0" in text:
+        raise ValidationError(field, "must not contain a NUL byte")
+    check_no_control(field, text)
+    if not text.strip():
+        raise ValidationError(field, "must not be empty (an absolute file path)")
+    if not os.path.isabs(text):
+        raise ValidationError(field, "must be an absolute path (got %s)" % describe(value))
+    if text.endswith("/") or os.path.basename(text) in (".", ".."):
+        raise ValidationError(field, "must name a file, not a directory (got %s)" % describe(value))
+    return text
+
+
+# A path that goes on a shell line (``PostUp = sh <path>``, ``cat <dir>/<file>``): besides being
+# quoted, it keeps to characters that are inert in sh and in wg-quick's hook lines ("%" is
+# wg-quick's own expansion, so it is refused).
+SCRIPT_PATH_RE = re.compile(r"^/[A-Za-z0-9_.,+@=/-]*$")
+
+
+def check_script_path(field, value, max_len=1024):
+    """An absolute path from ``A-Z a-z 0-9 _ . , + @ = / -`` without ``..``, safe on a shell line."""
+    text = check_abs_path(field, value)
+    if len(text) > max_len:
+        raise ValidationError(field, "must be at most %d characters (got %d)" % (max_len, len(text)))
+    if not SCRIPT_PATH_RE.match(text) or "/../" in text + "/":
+        raise ValidationError(
+            field, "must be an absolute path from A-Z a-z 0-9 _ . , + @ = / - without '..' (got %s)"
+            % describe(value))
+    return text
+
+
+def check_shell_line(field, value):
+    """A command line wg-quick runs as a hook (``PostUp``/``PreDown``).
+
+    It is a shell line by nature and is written verbatim; it must not be empty nor contain a
+    newline, a control character or ``#`` (wg-quick cuts a line at ``#``, so what ran would not be
+    what was written).
+    """
+    text = check_no_control(field, value)
+    if text is None or not str(text).strip():
+        raise ValidationError(field, "must not be empty")
+    if "#" in text:
+        raise ValidationError(field, "must not contain '#': wg-quick treats the rest of the line as a comment")
+    return str(text)
+
+
+def shell_quote(value):
+    """One shell word, quoted for ``sh`` (``shlex.quote``)."""
+    return shlex.quote(str(value))
 
 
 class CommandRunner:

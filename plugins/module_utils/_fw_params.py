@@ -13,13 +13,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import ipaddress
 import os
-import re
+import socket
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
     ValidationError,
     WgspError,
+    check_docker_name,
     check_no_control,
+    check_script_path,
     describe,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import validate_filter
@@ -87,7 +90,6 @@ FILTER_ARGUMENT_SPEC = dict(
 
 ARGUMENT_SPECS = {"wg_dnat": DNAT_ARGUMENT_SPEC, "wg_filter": FILTER_ARGUMENT_SPEC}
 DNAT_DEFAULT_KEYS = ("in_interface", "out_interface", "masquerade", "sources", "log")
-PERSIST_PATH_RE = re.compile(r"^/[A-Za-z0-9_.,+@%=/-]*$")
 _TRUE = ("true", "yes", "on", "1", "y", "t")
 _FALSE = ("false", "no", "off", "0", "n", "f")
 
@@ -140,35 +142,53 @@ def module_params(module_name, params):
 
 
 def check_persist_path(field, value):
-    """An absolute path that is safe on a wg-quick ``PostUp = sh <path>`` line."""
+    """An absolute path that is safe on a wg-quick ``PostUp = sh <path>`` line (``check_script_path``)."""
     if value is None:
         return None
-    text = check_no_control(field, value)
-    if len(text) > 1024:
-        raise ValidationError(field, "must be at most 1024 characters (got %d)" % len(text))
-    if not PERSIST_PATH_RE.match(text) or "/../" in text + "/" or text.endswith("/"):
-        raise ValidationError(
-            field, "must be an absolute file path from A-Z a-z 0-9 _ . , + @ %% = / - without '..' (got %s)"
-            % describe(value))
+    text = check_script_path(field, value)
     if os.path.isdir(text):
         raise ValidationError(field, "%s is a directory" % text)
     return text
+
+
+def local_networks():
+    """The IPv4 networks of this host's interfaces (``ipaddress`` networks); ``[]`` when unknown."""
+    try:
+        from pyroute2 import IPRoute
+    except ImportError:
+        return []
+    networks = []
+    try:
+        ipr = IPRoute()
+        try:
+            for msg in ipr.get_addr(family=socket.AF_INET):
+                local = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                if local:
+                    networks.append(ipaddress.ip_interface("%s/%d" % (local, msg["prefixlen"])).network)
+        finally:
+            ipr.close()
+    except Exception:  # noqa: BLE001 - only a refinement of the target check
+        return []
+    return networks
 
 
 # ---------------------------------------------------------------------------------------------
 # wg_dnat
 
 
-def dnat_specs(params, runner):
+def dnat_specs(params, runner, networks=()):
     """Validate the rules of ``wg_dnat`` parameters (no container resolved yet); returns RuleSpecs."""
     defaults = dict((key, params[key]) for key in DNAT_DEFAULT_KEYS)
+    if params.get("docker_network") is not None:
+        check_docker_name("docker_network", params["docker_network"], what="Docker network")
+    check_no_control("docker_host", params.get("docker_host"))
     rules_in = []
     for i, rule in enumerate(params["rules"] or []):
         if not isinstance(rule, dict):
             raise ValidationError("rules[%d]" % i, "must be a dict")
         rules_in.append(dict((k, v) for k, v in rule.items() if v is not None))
     return validate_specs(rules_in, params["compact_rules"], defaults, params["protect_ports"],
-                          listen_ports_from_wg(runner))
+                          listen_ports_from_wg(runner), networks)
 
 
 def docker_resolver_factory(params):
@@ -186,17 +206,18 @@ def docker_resolver_factory(params):
     return DockerResolver(client, network=params.get("docker_network") or None, not_found=(NotFound,))
 
 
-def dnat_rules(params, runner, resolver_factory=None):
+def dnat_rules(params, runner, resolver_factory=None, networks=()):
     """``wg_dnat`` parameters (defaults applied) -> the normalised Rule list the module installs.
 
     ``resolver_factory(params) -> resolver`` is called only when a rule names a container, after
-    every rule validated. ``state=absent`` -> ``[]``.
+    every rule validated. ``networks``: the host's connected networks (``local_networks()``), whose
+    broadcast addresses are refused as targets. ``state=absent`` -> ``[]``.
     """
     check_set_name(params["name"])
     check_persist_path("persist_path", params.get("persist_path"))
     if params["state"] != "present":
         return []
-    specs = dnat_specs(params, runner)
+    specs = dnat_specs(params, runner, networks)
     resolver = None
     if any(spec.container is not None for spec in specs):
         resolver = (resolver_factory or docker_resolver_factory)(params)

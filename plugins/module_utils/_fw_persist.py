@@ -6,7 +6,9 @@
 The roles put ``PostUp = sh <persist_path>`` into the wg-quick config, so a reboot restores the
 rules. The script is POSIX ``sh``, idempotent, and rendered only from the backend's ``Desired``
 state (every value in it passed the modules' validators); each line is checked again against a
-strict character set before it is written.
+strict character set before it is written. Restore and nft lines go into a quoted here-document
+(``<<'EOF'``: the shell expands nothing in it); every word of a shell command line is quoted with
+``shlex.quote``.
 
 - iptables: per address family one ``iptables-restore -w --noflush`` of the set's own chains (a
   ``:CHAIN - [0:0]`` line creates or flushes just that chain), then every jump inserted only when
@@ -21,9 +23,10 @@ __metaclass__ = type
 
 import os
 import re
+import shlex
 import tempfile
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError, shell_quote
 
 HEREDOC = "WGSP_RULES_EOF"
 _RESTORE_LINE_RE = re.compile(r'^[A-Za-z0-9 _:./"=+,\[\]-]*$')
@@ -79,7 +82,9 @@ def iptables_script(module_name, set_name, desired):
             lines.append("fwd=FORWARD")
             lines.append("if %s -w -t filter -S DOCKER-USER >/dev/null 2>&1; then fwd=DOCKER-USER; fi" % tool)
         for table, parent, line in jumps:
-            args = _safe(line.split(None, 2)[2], _SHELL_WORDS_RE, "jump")
+            # every word quoted for sh (they are validated values; quoting keeps them one word each)
+            args = " ".join(shell_quote(word) for word in
+                            shlex.split(_safe(line.split(None, 2)[2], _SHELL_WORDS_RE, "jump")))
             where = '"$fwd"' if parent in FORWARD_PARENTS else parent
             lines.append("%s -w -t %s -C %s %s 2>/dev/null || %s -w -t %s -I %s 1 %s" % (
                 tool, table, where, args, tool, table, where, args))

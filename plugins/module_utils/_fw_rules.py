@@ -20,15 +20,16 @@ import socket
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
     ValidationError,
     WgspError,
-    check_address,
     check_cidr,
+    check_dnat_target,
+    check_docker_name,
     check_ifname,
     check_no_control,
+    check_port,
     check_port_range,
 )
 
 SET_NAME_RE = re.compile(r"^[a-z0-9_]{1,12}$")
-CONTAINER_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 PROTOS = {"tcp": ("tcp",), "udp": ("udp",), "both": ("tcp", "udp"), "all": ("tcp", "udp")}
 RULE_KEYS = ("proto", "in_interface", "port", "to_address", "to_container", "to_port",
              "out_interface", "masquerade", "sources", "log")
@@ -197,8 +198,11 @@ def _pick(raw, key, defaults):
     return value
 
 
-def validate_rule(field, raw, defaults):
-    """Validate one structured rule dict (compact strings are parsed first); returns a RuleSpec."""
+def validate_rule(field, raw, defaults, networks=()):
+    """Validate one structured rule dict (compact strings are parsed first); returns a RuleSpec.
+
+    ``networks``: the host's connected networks, when known (their broadcast addresses are refused
+    as targets)."""
     if not isinstance(raw, dict):
         raise ValidationError(field, "must be a dict or a compact string")
     unknown = sorted(set(raw) - set(RULE_KEYS))
@@ -221,15 +225,9 @@ def validate_rule(field, raw, defaults):
     if (address is None) == (container is None):
         raise ValidationError(field, "needs exactly one of to_address or to_container")
     if address is not None:
-        address = check_address(field + ".to_address", address)
-        if address.is_unspecified or address.is_multicast:
-            raise ValidationError(field + ".to_address", "must be a unicast address (got %s)" % address)
-        address = str(address)
+        address = str(check_dnat_target(field + ".to_address", address, networks))
     else:
-        check_no_control(field + ".to_container", container)
-        if not isinstance(container, str) or not CONTAINER_RE.match(container):
-            raise ValidationError(field + ".to_container",
-                                  "is not a valid container name (got %r)" % (container,))
+        check_docker_name(field + ".to_container", container)
     in_if = _pick(raw, "in_interface", defaults)
     if in_if is not None:
         in_if = check_ifname(field + ".in_interface", in_if)
@@ -271,7 +269,7 @@ def check_protected(specs, protect_ports, listen_ports):
     A rule with ``in_interface`` is checked against the protected ports and the listen ports of
     every WireGuard interface (the tunnel's packets arrive on the underlay, not on ``wg0``).
     """
-    protected = set(int(p) for p in protect_ports or ())
+    protected = set(check_port("protect_ports[%d]" % i, p) for i, p in enumerate(protect_ports or ()))
     protected.update(int(p) for p in (listen_ports or {}).values() if p)
     for spec in specs:
         if "udp" not in spec.protos:
@@ -312,15 +310,29 @@ def _field_of(rule):
     return rule.index if isinstance(rule.index, str) else "rules[%s]" % rule.index
 
 
-def validate_specs(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None):
+def check_defaults(defaults):
+    """The module-level defaults of the rules, checked even when no rule uses them."""
+    for key in ("in_interface", "out_interface"):
+        if defaults.get(key) is not None:
+            check_ifname(key, defaults[key])
+    sources = defaults.get("sources") or []
+    for i, src in enumerate([sources] if isinstance(sources, str) else sources):
+        check_cidr("sources[%d]" % i, src)
+
+
+def validate_specs(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None,
+                   networks=()):
     """Validate every rule (structured and compact) without resolving containers; returns RuleSpecs."""
     defaults = defaults or {}
+    check_defaults(defaults)
+    for i, port in enumerate(protect_ports or ()):
+        check_port("protect_ports[%d]" % i, port)
     specs = []
     for i, raw in enumerate(rules or []):
-        specs.append(validate_rule("rules[%d]" % i, raw, defaults))
+        specs.append(validate_rule("rules[%d]" % i, raw, defaults, networks))
     for i, text in enumerate(compact_rules or []):
         field = "compact_rules[%d]" % i
-        specs.append(validate_rule(field, parse_compact(field, text), defaults))
+        specs.append(validate_rule(field, parse_compact(field, text), defaults, networks))
     check_protected(specs, protect_ports, listen_ports)
     return specs
 
@@ -333,6 +345,7 @@ def resolve_specs(specs, resolver=None):
             if resolver is None:
                 raise WgspError("%s: to_container needs the Docker API, but no resolver is available" % spec.field)
             address, network = resolver(spec.container)
+            check_dnat_target(spec.field + ".to_container", address)
         else:
             address, network = spec.to_address, None
         rule = build_rule(spec, address, network, index=spec.field)
@@ -344,13 +357,13 @@ def resolve_specs(specs, resolver=None):
 
 
 def normalise(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None,
-              resolver=None):
+              resolver=None, networks=()):
     """Validate everything, resolve containers and return the ordered, de-duplicated rule list.
 
     ``resolver(container_name) -> (address, network)`` is only called when a rule uses
     ``to_container`` (after all other validation passed, so bad input never reaches Docker).
     """
-    specs = validate_specs(rules, compact_rules, defaults, protect_ports, listen_ports)
+    specs = validate_specs(rules, compact_rules, defaults, protect_ports, listen_ports, networks)
     return resolve_specs(specs, resolver)
 
 

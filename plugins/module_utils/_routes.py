@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import os
 import socket
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
@@ -27,13 +28,16 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
 )
 
 ROUTE_PROTO = 87
-TABLE_NAMES = {"main": 254, "local": 255, "default": 253}
+# The names accepted for a table: the kernel's fixed tables a route of ours may go to. "local" (255)
+# and "unspec" (0) are refused whether given as a name or a number.
+TABLE_NAMES = {"main": 254, "default": 253}
+RESERVED_TABLES = {"local": 255, "unspec": 0}
 MAIN = 254
 V6_DEFAULT_METRIC = 1024
 
 
 class Route:
-    __slots__ = ("family", "dest", "table", "metric", "gateway", "oif", "ifname", "proto", "scope")
+    __slots__ = ("family", "dest", "table", "metric", "gateway", "oif", "ifname", "proto", "scope", "field")
 
     def __init__(self, dest, table=MAIN, metric=None, gateway=None, oif=None, ifname=None, proto=None, scope=None):
         net = ipaddress.ip_network(dest)
@@ -50,6 +54,7 @@ class Route:
         # The installed route's scope, when read from the kernel: a delete must name it, or the
         # kernel answers ESRCH for a route added by another tool (e.g. wg-quick's PostUp `ip route`).
         self.scope = scope
+        self.field = None  # the option this route came from (routes[N]), for error messages
 
     def key(self):
         """The kernel's identity of a route: family, destination, table, metric."""
@@ -71,14 +76,23 @@ class Route:
 
 
 def check_table(field, value):
+    """A routing table: a number 1-4294967295 or V(main)/V(default); local (255) and unspec (0) are refused."""
     if value is None:
         return MAIN
     text = check_no_control(field, value)
-    if isinstance(value, str) and value.strip().lower() in TABLE_NAMES:
-        return TABLE_NAMES[value.strip().lower()]
-    number = check_int(field, text if isinstance(value, str) else value, 1, 4294967295)
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name in TABLE_NAMES:
+        return TABLE_NAMES[name]
+    if name in RESERVED_TABLES:
+        raise ValidationError(field, "table %s (%d) is reserved for the kernel; use main, default or a number "
+                                     "1-4294967295 other than 255" % (name, RESERVED_TABLES[name]))
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise ValidationError(field, "must be main, default or a table number 1-4294967295 other than 255 "
+                                     "(got %r)" % (value,))
+    number = check_int(field, text if isinstance(value, str) else value, 0, 4294967295)
     if number in (0, 255):
-        raise ValidationError(field, "table %d is reserved (local/unspec)" % number)
+        raise ValidationError(field, "table %d is reserved for the kernel (%s); use main, default or a number "
+                                     "1-4294967295 other than 255" % (number, "local" if number == 255 else "unspec"))
     return number
 
 
@@ -109,6 +123,7 @@ def normalise_routes(routes, interface, default_table=None, default_metric=None)
                 raise ValidationError(field + ".gateway", "%s is not in the address family of %s" % (gw, net))
             gateway = str(gw)
         route = Route(str(net), table, metric, gateway, ifname=interface)
+        route.field = field
         if any(r.key() == route.key() for r in result):
             other = [r for r in result if r.key() == route.key()][0]
             if not (other.gateway == route.gateway):
@@ -116,6 +131,17 @@ def normalise_routes(routes, interface, default_table=None, default_metric=None)
             continue
         result.append(route)
     return result
+
+
+def _nl_text(exc):
+    """A netlink error as ``strerror (errno N)`` (pyroute2's NetlinkError holds ``code`` and text)."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code > 0:
+        try:
+            return "%s (errno %d)" % (os.strerror(code), code)
+        except ValueError:
+            pass
+    return str(exc)
 
 
 def _attr(msg, name):
@@ -209,7 +235,12 @@ class RouteManager:
         return args
 
     def apply(self, adds, deletes):
-        for route in deletes:
-            self.ipr.route("del", **self._args(route))
-        for route in adds:
-            self.ipr.route("replace", **self._args(route))
+        for op, routes in (("del", deletes), ("replace", adds)):
+            for route in routes:
+                try:
+                    self.ipr.route(op, **self._args(route))
+                except Exception as exc:  # noqa: BLE001 - NetlinkError carries the kernel's errno and text
+                    what = route.field or "route"
+                    raise WgspError("%s: netlink refused to %s the route %s: %s" % (
+                        what, "delete" if op == "del" else "add", route.render(), _nl_text(exc)),
+                        field=what, errno=getattr(exc, "code", None))

@@ -22,7 +22,20 @@ import os
 import socket
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError, check_ifname
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ValidationError,
+    WgspError,
+    check_abs_path,
+    check_float,
+    check_ifname,
+    check_int,
+    check_no_control,
+    check_port,
+)
+
+# Upper bounds of the numeric options (a probe longer than 10 minutes is a hung task, not a probe).
+MAX_PROBE_TIMEOUT = 600.0
+MAX_FRESH_SECONDS = 86400 * 365
 
 STATE_VERSION = 1
 FRESH_SECONDS = 180
@@ -441,6 +454,13 @@ class StatusReport:
                  state_dir="/etc/wg-service-proxy", state_file=None, now=time.time, fresh=FRESH_SECONDS,
                  probe=False, probe_timeout=2.0, hub_probe_port=22):
         self.interface = check_ifname("interface", interface)
+        fresh = check_int("fresh_seconds", fresh, 1, MAX_FRESH_SECONDS)
+        probe_timeout = check_float("probe_timeout", probe_timeout, 0.001, MAX_PROBE_TIMEOUT)
+        hub_probe_port = check_port("hub_probe_port", hub_probe_port)
+        if state_file is not None:
+            state_file = check_abs_path("state_file", state_file)
+        elif not os.path.isabs(check_no_control("state_dir", state_dir) or ""):
+            raise ValidationError("state_dir", "must be an absolute path (got %r)" % (state_dir,))
         self.read_interface = read_interface
         self.rule_status = rule_status
         self.routes = routes

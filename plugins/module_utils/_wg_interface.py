@@ -33,12 +33,14 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     CommandRunner,
     ValidationError,
     WgspError,
+    check_abs_path,
     check_cidr,
     check_endpoint,
     check_ifname,
     check_int,
-    check_no_control,
+    check_interface_address,
     check_port,
+    check_shell_line,
     check_token,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
@@ -151,15 +153,15 @@ def validate_params(params, resolver=None):
         want["private_key"] = keys.check_key("private_key", params["private_key"])
     path = params.get("private_key_path")
     if path is not None:
-        path = check_no_control("private_key_path", path)
-        if not os.path.isabs(path):
-            raise ValidationError("private_key_path", "must be an absolute path (got %r)" % path)
+        path = check_abs_path("private_key_path", path)
     want["private_key_path"] = path or os.path.join(CONF_DIR, "%s.key" % name)
 
     addresses = params.get("addresses")
     if addresses is not None:
         if not isinstance(addresses, (list, tuple)):
             raise ValidationError("addresses", "must be a list of CIDRs")
+        for i, address in enumerate(addresses):
+            check_interface_address("addresses[%d]" % i, address)
         addresses = [normalize_address("addresses[%d]" % i, a) for i, a in enumerate(addresses)]
         addresses = sort_cidrs(addresses)
     want["addresses"] = addresses
@@ -172,11 +174,7 @@ def validate_params(params, resolver=None):
         commands = params.get(hook) or []
         if not isinstance(commands, (list, tuple)):
             raise ValidationError(hook, "must be a list of command strings")
-        for i, command in enumerate(commands):
-            check_no_control("%s[%d]" % (hook, i), command)
-            if not str(command).strip():
-                raise ValidationError("%s[%d]" % (hook, i), "must not be empty")
-        want[hook] = [str(c) for c in commands]
+        want[hook] = [check_shell_line("%s[%d]" % (hook, i), c) for i, c in enumerate(commands)]
 
     peers = {}
     owner = {}
@@ -197,7 +195,7 @@ def validate_params(params, resolver=None):
             _no_secret_control(field + ".preshared_key", raw["preshared_key"])
             psk = keys.check_key(field + ".preshared_key", raw["preshared_key"])
         elif raw.get("preshared_key_path") is not None:
-            psk_path = check_no_control(field + ".preshared_key_path", raw["preshared_key_path"])
+            psk_path = check_abs_path(field + ".preshared_key_path", raw["preshared_key_path"])
             psk = keys.read_key_file(field + ".preshared_key_path", psk_path)
             if psk is None:
                 raise ValidationError(field + ".preshared_key_path", "file %s does not exist" % psk_path)
@@ -206,7 +204,8 @@ def validate_params(params, resolver=None):
         endpoint = None
         endpoint_input = None
         if raw.get("endpoint") is not None:
-            endpoint_input = check_no_control(field + ".endpoint", raw["endpoint"]).strip()
+            host, port = check_endpoint(field + ".endpoint", raw["endpoint"])
+            endpoint_input = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
             endpoint = resolve_endpoint(field + ".endpoint", endpoint_input, resolver)
         keepalive = raw.get("persistent_keepalive")
         keepalive = 0 if keepalive is None else check_int(field + ".persistent_keepalive", keepalive, 0, 65535)
@@ -517,7 +516,7 @@ class UserspaceBackend:
         if proc.returncode != 0:
             out = out.decode("utf-8", "replace")
             err = err.decode("utf-8", "replace")
-            raise CommandError("%s failed with rc=%d: %s" % (argv[0], proc.returncode, err.strip() or out.strip()),
+            raise CommandError("%s failed with rc=%d: %s" % (argv[0], proc.returncode, wireguard_go_error(out, err)),
                                cmd=argv, rc=proc.returncode, stdout=out, stderr=err)
 
     def apply(self, device, peer_ops):
@@ -532,6 +531,25 @@ class UserspaceBackend:
             os.unlink(self.socket)
         except OSError:
             pass
+
+
+_BOX_CHARS = u"\u2500\u2502\u250c\u2510\u2514\u2518"
+
+
+def wireguard_go_error(out, err):
+    """The real error of a failed ``wireguard-go`` start, without its boxed banner.
+
+    wireguard-go prints a framed notice ("Running wireguard-go is not required ...") on stderr and
+    its actual error (``ERROR: (wg0) ... Failed to create TUN device: ...``) on stdout.
+    """
+    lines = []
+    for line in (err + "\n" + out).splitlines():
+        text = line.strip()
+        if not text or any(ch in text for ch in _BOX_CHARS):
+            continue
+        lines.append(text)
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return "; ".join(errors or lines) or "no error output"
 
 
 def stop_processes(pids, timeout=3.0):
@@ -681,6 +699,25 @@ def _diff_view(name, link, device, config_state, psk_marks=None):
 
 # --------------------------------------------------------------------------------------------
 # the module's run
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _named(field, func, *args):
+    """Run one device/link change; a failure names the option it came from."""
+    try:
+        return func(*args)
+    except WgspError as exc:
+        if not field:
+            raise
+        details = dict(exc.details)
+        details.setdefault("field", field)
+        raise WgspError("%s: %s" % (field, exc.msg), **details)
 
 
 class WgInterface:
@@ -858,7 +895,13 @@ class WgInterface:
         if plan.write_key:
             keys.write_key_file(want["private_key_path"], private_key)
         if plan.create:
-            backend.create(self.link_ops)
+            try:
+                backend.create(self.link_ops)
+            except WgspError:
+                # a key generated for an interface that could not be created is not left behind
+                if plan.write_key == "generate":
+                    _unlink_quietly(want["private_key_path"])
+                raise
             fresh = normalize_link(self.link_ops.read())
             if fresh is None:
                 raise WgspError("interface %s was not created" % name)
@@ -869,15 +912,16 @@ class WgInterface:
         if "private_key" in device_changes and device_changes["private_key"] is None:
             device_changes["private_key"] = private_key
         try:
-            backend.apply(device_changes, plan.peer_ops)
+            _named(", ".join(sorted(device_changes) + (["peers"] if plan.peer_ops else [])),
+                   backend.apply, device_changes, plan.peer_ops)
         finally:
             result["set_requests"] = backend.set_requests
         for cidr in plan.del_addresses:
-            self.link_ops.del_address(cidr)
+            _named("addresses", self.link_ops.del_address, cidr)
         for cidr in plan.add_addresses:
-            self.link_ops.add_address(cidr)
+            _named("addresses", self.link_ops.add_address, cidr)
         if plan.mtu is not None:
-            self.link_ops.set_mtu(plan.mtu)
+            _named("mtu", self.link_ops.set_mtu, plan.mtu)
         if plan.up:
             self.link_ops.set_up()
         # read back

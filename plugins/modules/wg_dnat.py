@@ -89,14 +89,21 @@ options:
         choices: [tcp, udp, both, all]
         default: tcp
       in_interface:
-        description: Interface the traffic arrives on (e.g. C(wg0) on a share client, C(eth0) on a proxy).
+        description:
+          - Interface the traffic arrives on (e.g. C(wg0) on a share client, C(eth0) on a proxy).
+          - One interface name (1-15 characters from C(a-z A-Z 0-9 _ = . -), not C(.)/C(..), not starting
+            with C(-)). Wildcards such as C(eth+) are refused (iptables and nftables read them differently).
         type: str
       port:
         description: Port matched on arrival, V(N) or a range V(N-M).
         type: raw
         required: true
       to_address:
-        description: IPv4 or IPv6 address to forward to. Mutually exclusive with O(rules[].to_container).
+        description:
+          - IPv4 or IPv6 address to forward to. Mutually exclusive with O(rules[].to_container).
+          - A unicast address; unspecified (C(0.0.0.0), C(::)), loopback (C(127.0.0.0/8), C(::1)), multicast,
+            C(255.255.255.255), the broadcast address of a network of this host and IPv6 scope ids
+            (C(fe80::1%eth0)) are refused.
         type: str
       to_container:
         description:
@@ -107,7 +114,7 @@ options:
         description: Port to forward to; defaults to O(rules[].port). A range can only map to itself.
         type: raw
       out_interface:
-        description: Interface the forwarded traffic leaves on (e.g. C(wg0) on a proxy).
+        description: Interface the forwarded traffic leaves on (e.g. C(wg0) on a proxy); one name, no wildcard.
         type: str
       masquerade:
         description: Rewrite the source of the forwarded traffic (replies then return through this host).
@@ -153,6 +160,7 @@ options:
       - UDP ports no rule may forward. The listen ports of all local WireGuard interfaces (C(wg show all
         listen-port), kernel or wireguard-go) are always protected, so a rule cannot steal the tunnel's
         own packets.
+      - Each a port 1-65535.
     type: list
     elements: int
     default: []
@@ -290,6 +298,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params impo
     DNAT_ARGUMENT_SPEC,
     DNAT_RULE_OPTIONS,
     dnat_rules,
+    local_networks,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import DockerResolver  # noqa: E402
 
@@ -332,7 +341,7 @@ def main():
     runner = CommandRunner(module)
     try:
         # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
-        rules = dnat_rules(params, runner, lambda p: _resolver(module, p))
+        rules = dnat_rules(params, runner, lambda p: _resolver(module, p), networks=local_networks())
         ruleset = RuleSet(runner, params["name"], params["backend"])
         result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
                              conntrack=params["flush_conntrack"])

@@ -74,10 +74,14 @@ options:
     choices: [input, forward]
     default: input
   in_interface:
-    description: The interface the filtered traffic arrives on. Required when O(state=present).
+    description:
+      - The interface the filtered traffic arrives on. Required when O(state=present).
+      - One interface name (1-15 characters from C(a-z A-Z 0-9 _ = . -), not C(.)/C(..), not starting with
+        C(-)). Wildcards such as C(+) or C(eth+) are refused - iptables reads them as wildcards and nftables
+        as literal names, so the same value would filter different traffic on the two backends.
     type: str
   out_interface:
-    description: With O(hook=forward), only traffic leaving on this interface is filtered.
+    description: With O(hook=forward), only traffic leaving on this interface is filtered (one name, no wildcard).
     type: str
   allow:
     description: What passes (evaluated after O(established)).

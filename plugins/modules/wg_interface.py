@@ -30,7 +30,8 @@ description:
 options:
   name:
     description:
-      - Interface name, 1-15 characters from C(a-z A-Z 0-9 _ = + . -).
+      - Interface name, 1-15 characters from C(a-z A-Z 0-9 _ = . -); not C(.) or C(..), not starting with
+        C(-), no C(+). Checked before anything is created or written.
     type: str
     required: true
   state:
@@ -56,6 +57,8 @@ options:
       - Addresses of the interface as CIDRs, IPv4 and IPv6 (for example C(10.7.0.1/24), C(fd07::1/64)).
       - When given, the list is exclusive - other addresses are removed (kernel-made IPv6 link-local
         addresses are never touched). When omitted, addresses are not managed.
+      - Unspecified, loopback, multicast and broadcast addresses and IPv6 scope ids (C(fe80::1%eth0)) are
+        refused before anything changes.
     type: list
     elements: str
   listen_port:
@@ -78,7 +81,7 @@ options:
     type: str
   private_key_path:
     description:
-      - File holding the private key. Defaults to C(/etc/wireguard/<name>.key).
+      - File holding the private key, an absolute path. Defaults to C(/etc/wireguard/<name>.key).
       - When the file does not exist, a new key is generated on the managed host and written there
         0600 (a missing directory is created 0700) with an atomic rename. If the interface already
         has a private key, that key is written to the file instead, so a hand-made tunnel keeps its
@@ -112,11 +115,13 @@ options:
         description:
           - C(host:port) or C([ipv6]:port). A host name is resolved on the managed host and compared
             with the device's endpoint after resolution.
+          - The host is an IPv4 address, a bracketed IPv6 address without scope id, or a DNS name
+            (letters, digits, C(-) and C(.) labels).
         type: str
       allowed_ips:
         description:
           - Networks routed to this peer, normalised (host bits cleared, sorted). An allowed IP can
-            belong to one peer only.
+            belong to one peer only. IPv6 scope ids are refused.
         type: list
         elements: str
         default: []
@@ -147,13 +152,19 @@ options:
   post_up:
     description:
       - Commands written as C(PostUp) lines of the persisted file (for example to re-apply firewall
-        rule sets at boot). Must not contain newlines or control characters.
+        rule sets at boot).
+      - Each entry is a B(shell command line) that C(wg-quick) runs as root (with C(%i) replaced by the
+        interface name); it is written verbatim, so build it from trusted, validated values and quote
+        every value (the roles build theirs with the C(wgsp_route_commands) and C(wgsp_boot_commands)
+        filters, which validate and quote). Never put an inventory value into it unquoted.
+      - Refused - an empty entry, a newline or any control character, and C(#) (C(wg-quick) would
+        cut the line there, so what ran would not be what was written).
     type: list
     elements: str
     default: []
   pre_down:
     description:
-      - Commands written as C(PreDown) lines of the persisted file.
+      - Commands written as C(PreDown) lines of the persisted file; the same rules as O(post_up).
     type: list
     elements: str
     default: []

@@ -35,7 +35,9 @@ attributes:
 options:
   path:
     description:
-      - The private key file. Its directory is created 0700 when missing.
+      - The private key file, an absolute path. Its directory is created 0700 when missing.
+      - A relative path, an empty string, a path ending in C(/) and a NUL or control character are refused
+        before anything is read or written.
     type: path
     required: true
   regenerate:
@@ -82,7 +84,7 @@ generated:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError, check_abs_path, fail_from_error
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import (
     generate_private_key,
     public_key,
@@ -93,6 +95,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import
 
 def ensure_key(path, regenerate=False, check_mode=False):
     """Return ``(generated, public_key)``; the private key stays in this function's scope."""
+    path = check_abs_path("path", path)
     current = read_key_file("path", path)
     if current is not None and not regenerate:
         return False, public_key(current)

@@ -39,7 +39,10 @@ attributes:
     description: Linux only (netfilter, netlink).
 options:
   interface:
-    description: The interface the routes go through (e.g. C(wg0)). It must exist for O(state=present).
+    description:
+      - The interface the routes go through (e.g. C(wg0)). It must exist for O(state=present).
+      - One interface name (1-15 characters from C(a-z A-Z 0-9 _ = . -), not C(.)/C(..), not starting with C(-),
+        no C(+)).
     type: str
     required: true
   routes:
@@ -49,11 +52,13 @@ options:
     default: []
     suboptions:
       dest:
-        description: Destination network (CIDR, host bits zero) or a single address.
+        description: Destination network (CIDR, host bits zero) or a single address; no IPv6 scope id.
         type: str
         required: true
       table:
-        description: Routing table number or V(main), V(default); default O(table).
+        description:
+          - Routing table number (1-4294967295) or V(main) (254), V(default) (253); default O(table).
+          - The kernel's V(local) table (C(255)) and C(0) are refused, by name and by number.
         type: raw
       metric:
         description: Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6).
@@ -62,7 +67,7 @@ options:
         description: Next hop address (same family as O(routes[].dest)); unset for a device route.
         type: str
   table:
-    description: Default table for O(routes); V(main) when unset.
+    description: Default table for O(routes); V(main) when unset. Same values as O(routes[].table).
     type: raw
   metric:
     description: Default metric for O(routes).

@@ -45,7 +45,7 @@ attributes:
     description: Linux only (netlink, netfilter).
 options:
   interface:
-    description: The WireGuard interface to report on.
+    description: The WireGuard interface to report on (one interface name, the same rule as C(name) of C(wg_interface)).
     type: str
     default: wg0
   state_dir:
@@ -59,6 +59,7 @@ options:
     description:
       - A handshake younger than this many seconds counts as fresh (connected). WireGuard re-keys every
         2 minutes while traffic flows, so the default 180 s is one re-key plus margin.
+      - At least 1.
     type: int
     default: 180
   probe:
@@ -69,13 +70,14 @@ options:
     type: bool
     default: false
   probe_timeout:
-    description: Timeout of each TCP probe, in seconds.
+    description: Timeout of each TCP probe, in seconds; more than 0 and at most 600.
     type: float
     default: 2.0
   hub_probe_port:
     description:
       - TCP port tried on the hub's tunnel address. An accepted connection and a refusal (RST) both
         prove the hub answers through the tunnel; only silence fails. No ICMP tool is needed.
+      - A port 1-65535.
     type: int
     default: 22
   fail_on:

@@ -164,7 +164,7 @@ def test_status_and_persist_for_wg_filter(tmp_path):
     persist_rule_set("wg_filter", rs, path, "present")
     text = open(path).read()
     assert ":WGSP-ISOLATE-FLT - [0:0]" in text and "wg_filter" in text
-    assert ('iptables -w -t filter -C "$fwd" -i wg0 -o wg0 -m comment --comment "wgsp-f:isolate" -j WGSP-ISOLATE-FLT'
+    assert ('iptables -w -t filter -C "$fwd" -i wg0 -o wg0 -m comment --comment wgsp-f:isolate -j WGSP-ISOLATE-FLT'
             in text)
 
 

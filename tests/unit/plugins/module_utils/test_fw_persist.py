@@ -40,10 +40,11 @@ def test_iptables_script_restores_own_chains_and_checks_each_jump(tmp_path):
     assert text.count("iptables-restore -w --noflush <<'%s'\n" % HEREDOC) == 1
     assert text.count("ip6tables-restore -w --noflush <<'%s'\n" % HEREDOC) == 1
     assert ":WGSP-PUB-PRE - [0:0]\n" in text and "\n-A WGSP-PUB-PRE -i eth0 -p tcp" in text
-    assert ('iptables -w -t nat -C PREROUTING -m comment --comment "wgsp:pub" -j WGSP-PUB-PRE 2>/dev/null || '
-            'iptables -w -t nat -I PREROUTING 1 -m comment --comment "wgsp:pub" -j WGSP-PUB-PRE\n') in text
+    # every word of a shell command line is quoted by shlex.quote (a word of safe characters stays bare)
+    assert ('iptables -w -t nat -C PREROUTING -m comment --comment wgsp:pub -j WGSP-PUB-PRE 2>/dev/null || '
+            'iptables -w -t nat -I PREROUTING 1 -m comment --comment wgsp:pub -j WGSP-PUB-PRE\n') in text
     assert 'if ip6tables -w -t filter -S DOCKER-USER >/dev/null 2>&1; then fwd=DOCKER-USER; fi\n' in text
-    assert '-I "$fwd" 1 -m comment --comment "wgsp:pub" -j WGSP-PUB-FWD' in text
+    assert '-I "$fwd" 1 -m comment --comment wgsp:pub -j WGSP-PUB-FWD' in text
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     # the same desired state -> no write at all
     mtime = os.stat(path).st_mtime_ns
