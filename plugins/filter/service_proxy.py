@@ -4,6 +4,11 @@
 """Filters the roles use to turn inventory variables (the original project's compact ``.env``
 forms, or structured dicts) into module arguments. Parsing lives here, in Python, so a bad entry
 fails on the controller with a message naming the variable and the entry, before any host changes.
+
+Every value is judged by the validators of ``module_utils/_common.py``, the same functions the
+modules run on the host: a value the filters accept is one the modules accept, and the other way
+round. Shell lines (wg-quick ``PostUp``) are built here only from validated values, every value
+quoted with ``shlex.quote``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,18 +28,42 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ValidationError,
+    check_abs_path,
+    check_cidr,
+    check_dnat_target,
+    check_docker_name,
+    check_endpoint,
+    check_ifname,
+    check_int,
+    check_interface_address,
+    check_port,
+    check_script_path,
+    shell_quote,
+)
+
 PROTOS = ("tcp", "udp", "both", "all")
+ROUTE_PROTO_RANGE = (5, 254)
 
 
 def _fail(var, entry, problem):
     raise AnsibleFilterError("%s: entry %r %s" % (var, entry, problem))
 
 
+def _check(var, entry, what, func, value, *args):
+    """Run one ``_common`` validator; its ValidationError becomes an AnsibleFilterError naming ``var``."""
+    try:
+        return func(what, value, *args)
+    except ValidationError as exc:
+        if entry is None:
+            raise AnsibleFilterError(exc.msg)
+        problem = exc.msg[len(exc.field) + 2:] if exc.msg.startswith(exc.field + ": ") else exc.msg
+        raise AnsibleFilterError("%s: entry %r has an invalid %s: %s" % (var, entry, what, problem))
+
+
 def _port(var, entry, value):
-    text = str(value).strip()
-    if not re.match(r"^[0-9]{1,5}$", text) or not 1 <= int(text) <= 65535:
-        _fail(var, entry, "has an invalid port %r (1-65535)" % (value,))
-    return int(text)
+    return _check(var, entry, "port", check_port, value)
 
 
 def _proto(var, entry, value):
@@ -49,21 +78,23 @@ def _protos(proto):
 
 
 def _address(var, entry, value):
-    text = str(value).strip().strip("[]")
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        _fail(var, entry, "has an invalid address %r" % (value,))
+    """A service address (a DNAT target or an access service): unicast, no scope id."""
+    text = str(value).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return str(_check(var, entry, "address", check_dnat_target, text))
 
 
 def host_address(hostvars, host):
     """A client's tunnel address (no prefix) from its inventory vars."""
     vars_ = hostvars[host]
-    cidr = vars_.get("share_client_address") or vars_.get("proxy_client_address") or vars_.get("wg_server_address")
-    if not cidr:
-        raise AnsibleFilterError("host %s has no share_client_address/proxy_client_address/wg_server_address" % host)
-    addresses = cidr if isinstance(cidr, list) else [cidr]
-    return str(ipaddress.ip_interface(str(addresses[0])).ip)
+    for var in ("share_client_address", "proxy_client_address", "wg_server_address"):
+        cidr = vars_.get(var)
+        if cidr:
+            addresses = cidr if isinstance(cidr, list) else [cidr]
+            return str(_check("%s.%s" % (host, var), None, "%s.%s" % (host, var), check_interface_address,
+                              addresses[0]).ip)
+    raise AnsibleFilterError("host %s has no share_client_address/proxy_client_address/wg_server_address" % host)
 
 
 def share_services(entries, var="share_client_services"):
@@ -74,10 +105,12 @@ def share_services(entries, var="share_client_services"):
             name = entry.get("name") or entry.get("container")
             if not name:
                 _fail(var, entry, "needs a name or a container")
+            name = _check(var, entry, "container name", check_docker_name, name)
+            container = _check(var, entry, "container name", check_docker_name, entry.get("container") or name)
             proto = _proto(var, entry, entry.get("proto"))
             port = _port(var, entry, entry.get("port"))
             to_port = _port(var, entry, entry.get("to_port", port))
-            out.append({"name": str(name), "container": str(entry.get("container") or name),
+            out.append({"name": name, "container": container,
                         "proto": proto, "port": port, "to_port": to_port})
             continue
         parts = str(entry).split(":")
@@ -87,8 +120,7 @@ def share_services(entries, var="share_client_services"):
             name, proto, port = parts
         else:
             _fail(var, entry, "is not name[:proto]:port")
-        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", name):
-            _fail(var, entry, "has an invalid container name %r" % name)
+        name = _check(var, entry, "container name", check_docker_name, name)
         port = _port(var, entry, port)
         out.append({"name": name, "container": name, "proto": _proto(var, entry, proto), "port": port, "to_port": port})
     return out
@@ -119,7 +151,7 @@ def external_forwards(entries, var="share_client_external_forwards"):
         if isinstance(entry, dict):
             proto, port, addr, to_port = entry.get("proto"), entry.get("port"), entry.get("to_address"), entry.get("to_port")
         else:
-            match = re.match(r"^([a-z]+):([0-9]+):(\[[0-9a-fA-F:.]+\]|[0-9.]+):([0-9]+)$", str(entry).strip())
+            match = re.match(r"^([a-z]+):([0-9]+):(\[[^\]]+\]|[0-9.]+):([0-9]+)$", str(entry).strip())
             if not match:
                 _fail(var, entry, "is not proto:port:address:port")
             proto, port, addr, to_port = match.groups()
@@ -131,7 +163,7 @@ def external_forwards(entries, var="share_client_external_forwards"):
 def resolve_target(target, hostvars, var="target", proto=None):
     """``address:port`` or ``inventory_host:service`` -> {address, port, proto, host}."""
     text = str(target).strip()
-    match = re.match(r"^\[([0-9a-fA-F:.]+)\]:([0-9]+)$", text) or re.match(r"^([0-9.]+):([0-9]+)$", text)
+    match = re.match(r"^\[([^\]]+)\]:([0-9]+)$", text) or re.match(r"^([0-9.]+):([0-9]+)$", text)
     if match:
         return {"address": _address(var, target, match.group(1)), "port": _port(var, target, match.group(2)),
                 "proto": _proto(var, target, proto), "host": None}
@@ -220,12 +252,13 @@ def client_peers(clients, hostvars, keys):
         if not public:
             continue
         vars_ = hostvars[client]
-        cidrs = vars_.get("share_client_address") or vars_.get("proxy_client_address")
+        var = "share_client_address" if vars_.get("share_client_address") else "proxy_client_address"
+        cidrs = vars_.get(var)
         cidrs = cidrs if isinstance(cidrs, list) else [cidrs]
         # Each client owns exactly its own tunnel address(es) at the hub, as host routes.
         allowed = []
         for cidr in cidrs:
-            iface = ipaddress.ip_interface(str(cidr))
+            iface = _check("%s.%s" % (client, var), None, "%s.%s" % (client, var), check_interface_address, cidr)
             allowed.append(str(ipaddress.ip_network((iface.ip, iface.max_prefixlen))))
         peers.append({"public_key": public, "allowed_ips": allowed})
     return peers
@@ -245,26 +278,34 @@ def hub_info(hub, hostvars):
         value = vars_.get(key)
         return value if value not in (None, "") else HUB_DEFAULTS.get(key)
 
-    interface = get("wg_server_interface")
-    address = ipaddress.ip_interface(str(get("wg_server_address")))
-    endpoint = vars_.get("wg_server_endpoint") or "%s:%s" % (vars_.get("ansible_host") or hub, get("wg_server_listen_port"))
+    def check(var, func, value):
+        return _check(var, None, "%s.%s" % (hub, var), func, value)
+
+    interface = check("wg_server_interface", check_ifname, get("wg_server_interface"))
+    address = check("wg_server_address", check_interface_address, get("wg_server_address"))
+    port = check("wg_server_listen_port", check_port, get("wg_server_listen_port"))
+    host = str(vars_.get("ansible_host") or hub)
+    endpoint = vars_.get("wg_server_endpoint") or ("[%s]:%s" if ":" in host else "%s:%s") % (host, port)
+    host, endpoint_port = check("wg_server_endpoint", check_endpoint, endpoint)
+    key_path = check("wg_server_private_key_path", check_abs_path,
+                     vars_.get("wg_server_private_key_path") or "/etc/wireguard/%s.key" % interface)
     return {
         "interface": interface,
         "address": str(address.ip),
         "network": str(address.network),
-        "endpoint": str(endpoint),
-        "key_path": vars_.get("wg_server_private_key_path") or "/etc/wireguard/%s.key" % interface,
+        "endpoint": ("[%s]:%d" if ":" in host else "%s:%d") % (host, endpoint_port),
+        "key_path": key_path,
     }
 
 
-def client_routes(addresses, destinations):
+def client_routes(addresses, destinations, var="extra_routes", address_var="address"):
     """wg_route entries for ``destinations`` not already covered by the connected network of one of
     the interface's own ``addresses`` (the kernel routes those itself)."""
     addresses = addresses if isinstance(addresses, list) else [addresses]
-    connected = [ipaddress.ip_interface(str(a)).network for a in addresses if a]
+    connected = [_check(address_var, None, address_var, check_interface_address, a).network for a in addresses if a]
     routes = []
     for dest in destinations or []:
-        net = ipaddress.ip_network(str(dest), strict=False)
+        net = _check(var, dest, "route", check_cidr, dest).network
         if any(net.version == c.version and net.subnet_of(c) for c in connected):
             continue
         if str(net) not in [r["dest"] for r in routes]:
@@ -317,10 +358,7 @@ def public_interface(value, facts):
             raise AnsibleFilterError("proxy_client_public_interface: auto found no default IPv4 route; name the interface")
         return iface
     if "/" in text:
-        try:
-            net = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise AnsibleFilterError("proxy_client_public_interface: %r is not a CIDR" % text)
+        net = _check("proxy_client_public_interface", None, "proxy_client_public_interface", check_cidr, text).network
         for name in names:
             data = facts.get(name.replace("-", "_")) or {}
             addrs = [data.get("ipv4") or {}] + (data.get("ipv4_secondaries") or []) + (data.get("ipv6") or [])
@@ -334,12 +372,12 @@ def public_interface(value, facts):
     return None
 
 
-def hosts_outside(addresses, network):
+def hosts_outside(addresses, network, var="addresses"):
     """Host CIDRs (/32, /128) of the ``addresses`` that are not inside ``network``."""
-    net = ipaddress.ip_network(str(network), strict=False)
+    net = _check("network", None, "network", check_cidr, network).network
     out = []
-    for addr in addresses or []:
-        ip = ipaddress.ip_address(str(addr).split("/", maxsplit=1)[0])
+    for i, addr in enumerate(addresses or []):
+        ip = _check(var, None, "%s[%d]" % (var, i), check_cidr, addr).ip
         if ip.version == net.version and ip in net:
             continue
         cidr = str(ipaddress.ip_network((ip, ip.max_prefixlen)))
@@ -348,13 +386,103 @@ def hosts_outside(addresses, network):
     return out
 
 
-def route_commands(routes, proto=87):
-    """wg-quick PostUp lines that restore ``routes`` (wg_route entries) at boot, marked like wg_route's."""
+def route_commands(routes, proto=87, var="routes"):
+    """wg-quick PostUp lines that restore ``routes`` (wg_route entries) at boot, marked like wg_route's.
+
+    Each destination is validated (no scope id: ``fd00::9%x||cmd`` is refused) and quoted; ``%i`` is
+    wg-quick's own expansion to the (validated) interface name."""
+    proto = _check(var, None, "proto", check_int, proto, *ROUTE_PROTO_RANGE)
     lines = []
-    for route in routes or []:
-        net = ipaddress.ip_network(str(route["dest"]), strict=False)
-        lines.append("ip %sroute replace %s dev %%i proto %d" % ("-6 " if net.version == 6 else "", net, int(proto)))
+    for i, route in enumerate(routes or []):
+        dest = route.get("dest") if isinstance(route, dict) else route
+        net = _check(var, None, "%s[%d].dest" % (var, i), check_cidr, dest).network
+        family = "-6 " if net.version == 6 else ""
+        lines.append("ip %sroute replace %s dev %%i proto %d" % (family, shell_quote(net), proto))
     return lines
+
+
+def boot_commands(paths, var="state_dir"):
+    """wg-quick PostUp lines running the rule sets' boot scripts: ``sh <path>``, the path validated
+    (the same rule as the modules' ``persist_path``) and quoted."""
+    return ["sh %s" % shell_quote(_check(var, None, var, check_script_path, path)) for path in paths or []]
+
+
+# The kinds of the roles' variables, by the end of their name (wg_server_*, share_client_*, proxy_client_*).
+def _kind(name):
+    if name == "proxy_client_public_interface":
+        return "public_interface"
+    for suffix, kind in (("_interface", "ifname"), ("_address", "interface_address"),
+                         ("_extra_routes", "cidrs"), ("_public_allowed_cidrs", "cidrs"),
+                         ("_state_dir", "dir"), ("_private_key_path", "path"), ("_mtu", "mtu"),
+                         ("_persistent_keepalive", "keepalive"), ("_listen_port", "port"),
+                         ("_allowed_tcp_ports", "ports"), ("_allowed_udp_ports", "ports"),
+                         ("_docker_network", "docker_network"), ("_endpoint", "endpoint")):
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+def _check_var(name, value):
+    kind = _kind(name)
+    if kind is None:
+        raise AnsibleFilterError("wgsp_check_vars: no rule for variable %s" % name)
+    if kind == "ifname":
+        return check_ifname(name, value)
+    if kind == "interface_address":
+        values = value if isinstance(value, list) else [value]
+        return [str(check_interface_address("%s[%d]" % (name, i) if isinstance(value, list) else name, v))
+                for i, v in enumerate(values)]
+    if kind == "cidrs":
+        if not isinstance(value, list):
+            raise ValidationError(name, "must be a list of CIDRs (got %r)" % (value,))
+        return [str(check_cidr("%s[%d]" % (name, i), v)) for i, v in enumerate(value)]
+    if kind == "ports":
+        if not isinstance(value, list):
+            raise ValidationError(name, "must be a list of ports (got %r)" % (value,))
+        return [check_port("%s[%d]" % (name, i), v) for i, v in enumerate(value)]
+    if kind == "dir":
+        text = str(value or "")
+        return check_script_path(name, text.rstrip("/") if len(text) > 1 else text)
+    if kind == "path":
+        return check_abs_path(name, value)
+    if kind == "mtu":
+        return None if value in (None, "") else check_int(name, value, 68, 65535)
+    if kind == "keepalive":
+        return check_int(name, value, 0, 65535)
+    if kind == "port":
+        return check_port(name, value)
+    if kind == "docker_network":
+        return None if value in (None, "") else check_docker_name(name, value, what="Docker network")
+    if kind == "endpoint":
+        return check_endpoint(name, value)
+    # proxy_client_public_interface: auto, a CIDR, an interface name or a Docker network name
+    text = str(value or "auto").strip()
+    if text == "auto":
+        return text
+    if "/" in text:
+        return str(check_cidr(name, text).network)
+    try:
+        return check_ifname(name, text)
+    except ValidationError:
+        return check_docker_name(name, text, what="interface or Docker network")
+
+
+def check_vars(values):
+    """Validate a role's variables (``{name: value}``) with the modules' own validators, before the
+    role changes anything. Returns ``True``; a bad value raises an error naming the variable."""
+    if not isinstance(values, dict):
+        raise AnsibleFilterError("wgsp_check_vars: expects a dict of role variables")
+    for name in sorted(values):
+        try:
+            _check_var(name, values[name])
+        except ValidationError as exc:
+            raise AnsibleFilterError(exc.msg)
+    return True
+
+
+def check_ifname_filter(value, var="interface"):
+    """``value`` when it is a valid interface name (the modules' rule), else an error naming ``var``."""
+    return _check(var, None, var, check_ifname, value)
 
 
 class FilterModule(object):
@@ -372,6 +500,9 @@ class FilterModule(object):
             "wgsp_hub_info": hub_info,
             "wgsp_client_routes": client_routes,
             "wgsp_route_commands": route_commands,
+            "wgsp_boot_commands": boot_commands,
+            "wgsp_check_vars": check_vars,
+            "wgsp_check_ifname": check_ifname_filter,
             "wgsp_share_dnat_rules": share_dnat_rules,
             "wgsp_share_input_allow": share_input_allow,
             "wgsp_public_interface": public_interface,
