@@ -42,6 +42,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     check_script_path,
     shell_quote,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import check_key
 
 PROTOS = ("tcp", "udp", "both", "all")
 ROUTE_PROTO_RANGE = (5, 254)
@@ -416,7 +417,8 @@ def _kind(name):
                          ("_state_dir", "dir"), ("_private_key_path", "path"), ("_mtu", "mtu"),
                          ("_persistent_keepalive", "keepalive"), ("_listen_port", "port"),
                          ("_allowed_tcp_ports", "ports"), ("_allowed_udp_ports", "ports"),
-                         ("_docker_network", "docker_network"), ("_endpoint", "endpoint")):
+                         ("_docker_network", "docker_network"), ("_endpoint", "endpoint"),
+                         ("_extra_peers", "peers")):
         if name.endswith(suffix):
             return kind
     return None
@@ -455,6 +457,8 @@ def _check_var(name, value):
         return None if value in (None, "") else check_docker_name(name, value, what="Docker network")
     if kind == "endpoint":
         return check_endpoint(name, value)
+    if kind == "peers":
+        return _check_peers(name, value)
     # proxy_client_public_interface: auto, a CIDR, an interface name or a Docker network name
     text = str(value or "auto").strip()
     if text == "auto":
@@ -465,6 +469,27 @@ def _check_var(name, value):
         return check_ifname(name, text)
     except ValidationError:
         return check_docker_name(name, text, what="interface or Docker network")
+
+
+def _check_peers(name, peers):
+    """wg_interface peer entries: the values that reach the device or the wg-quick file."""
+    if not isinstance(peers, list):
+        raise ValidationError(name, "must be a list of peers (got %r)" % (peers,))
+    for i, peer in enumerate(peers):
+        field = "%s[%d]" % (name, i)
+        if not isinstance(peer, dict):
+            raise ValidationError(field, "must be a dict with public_key, allowed_ips, endpoint, ...")
+        check_key(field + ".public_key", peer.get("public_key"), secret=False)
+        allowed = peer.get("allowed_ips") or []
+        if not isinstance(allowed, list):
+            raise ValidationError(field + ".allowed_ips", "must be a list of CIDRs")
+        for j, cidr in enumerate(allowed):
+            check_cidr("%s.allowed_ips[%d]" % (field, j), cidr)
+        if peer.get("endpoint") is not None:
+            check_endpoint(field + ".endpoint", peer["endpoint"])
+        if peer.get("persistent_keepalive") is not None:
+            check_int(field + ".persistent_keepalive", peer["persistent_keepalive"], 0, 65535)
+    return peers
 
 
 def check_vars(values):

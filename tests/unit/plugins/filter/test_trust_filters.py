@@ -90,6 +90,11 @@ def test_boot_commands_quote_the_path():
     ("wg_server_listen_port", 70000), ("share_client_allowed_tcp_ports", [-1]), ("share_client_allowed_udp_ports", [70000]),
     ("share_client_docker_network", "net;id"), ("proxy_client_public_interface", "eth0;id"),
     ("proxy_client_public_interface", "fd00::%1/64"),
+    ("wg_server_extra_peers", [{"public_key": "not a key", "allowed_ips": ["10.7.0.9/32"]}]),
+    ("wg_server_extra_peers", [{"public_key": "fyBlClwg+ZmIXXiIRkMNZATjrPtdgsZRF08bU0pzen4=",
+                                "allowed_ips": ["fd00::9%x/128"]}]),
+    ("wg_server_extra_peers", [{"public_key": "fyBlClwg+ZmIXXiIRkMNZATjrPtdgsZRF08bU0pzen4=",
+                                "endpoint": "[fe80::1%eth0]:51820"}]),
 ])
 def test_check_vars_names_the_variable(name, value):
     assert filter_error(f.check_vars, {name: value}).startswith(name)
@@ -103,6 +108,8 @@ def test_check_vars_accepts_the_role_defaults_and_the_documented_forms():
         "share_client_allowed_udp_ports": [], "share_client_docker_network": None,
         "proxy_client_public_interface": "auto", "proxy_client_public_allowed_cidrs": ["203.0.113.0/24"],
         "wg_server_listen_port": 51820, "wg_server_mtu": "",
+        "wg_server_extra_peers": [{"public_key": "fyBlClwg+ZmIXXiIRkMNZATjrPtdgsZRF08bU0pzen4=",
+                                   "allowed_ips": ["10.7.0.9/32"], "endpoint": "vpn.example.net:51820"}],
     })
     for value in ("eth1", "203.0.113.0/24", "my-docker-net", "br-1234567890ab"):
         assert f.check_vars({"proxy_client_public_interface": value})
