@@ -12,8 +12,9 @@ strict character set before it is written. Restore and nft lines go into a quote
 
 - iptables: per address family one ``iptables-restore -w --noflush`` of the set's own chains (a
   ``:CHAIN - [0:0]`` line creates or flushes just that chain), then every jump inserted only when
-  ``iptables -C`` says it is missing; the FORWARD-side jumps go to ``DOCKER-USER`` when that
-  chain exists at run time (Docker may start after the tunnel).
+  ``iptables -C`` says it is missing. A set applied while Docker's chains existed jumps from
+  ``DOCKER-USER``, which the script creates when Docker has not started yet (boot order); other
+  sets jump from ``FORWARD``, or from ``DOCKER-USER`` if it exists at run time.
 - nftables: one ``nft -f`` of the same file the module loads (create table, delete it, add it).
 """
 
@@ -78,7 +79,16 @@ def iptables_script(module_name, set_name, desired):
         lines.append(HEREDOC)
         jumps = [(scope.split()[1], parent, line) for scope, parent, line in desired.jumps
                  if scope.split()[0] == "ipv%d" % family]
-        if any(parent in FORWARD_PARENTS for _t, parent, _l in jumps):
+        parents = set(parent for _t, parent, _l in jumps)
+        if "DOCKER-USER" in parents:
+            # Applied while Docker's chains existed: at boot the tunnel may come up before Docker.
+            # Make DOCKER-USER (and its FORWARD jump) as Docker does; Docker keeps an existing
+            # DOCKER-USER and moves its own jump to the top when it starts, so the set ends up
+            # exactly where it was applied, whichever starts first.
+            lines.append("%s -w -t filter -S DOCKER-USER >/dev/null 2>&1 || { %s -w -t filter -N DOCKER-USER && "
+                         "%s -w -t filter -I FORWARD 1 -j DOCKER-USER; }" % (tool, tool, tool))
+            lines.append("fwd=DOCKER-USER")
+        elif "FORWARD" in parents:
             lines.append("fwd=FORWARD")
             lines.append("if %s -w -t filter -S DOCKER-USER >/dev/null 2>&1; then fwd=DOCKER-USER; fi" % tool)
         for table, parent, line in jumps:

@@ -56,13 +56,19 @@ def test_iptables_script_restores_own_chains_and_checks_each_jump(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
 
 
-def test_script_is_the_same_with_or_without_docker_user(tmp_path):
-    plain = planned(FakeRunner(), "iptables")
+def test_docker_user_at_apply_time_is_where_the_boot_script_jumps_from(tmp_path):
+    plain = iptables_script("wg_dnat", "pub", planned(FakeRunner(), "iptables").desired)
     docker = FakeRunner()
     docker.fam[4].tables["filter"]["DOCKER-USER"] = []
-    with_docker = planned(docker, "iptables")
-    a = iptables_script("wg_dnat", "pub", plain.desired)
-    assert a == iptables_script("wg_dnat", "pub", with_docker.desired)
+    with_docker = iptables_script("wg_dnat", "pub", planned(docker, "iptables").desired)
+    # without Docker: FORWARD, or DOCKER-USER if Docker has appeared by boot time
+    assert "if iptables -w -t filter -S DOCKER-USER >/dev/null 2>&1; then fwd=DOCKER-USER; fi\n" in plain
+    assert "-N DOCKER-USER" not in plain
+    # applied under Docker: the tunnel may come up first at boot, so the script makes DOCKER-USER
+    # (as Docker would) and the set is back exactly where it was applied once Docker starts
+    assert ("iptables -w -t filter -S DOCKER-USER >/dev/null 2>&1 || { iptables -w -t filter -N DOCKER-USER && "
+            "iptables -w -t filter -I FORWARD 1 -j DOCKER-USER; }\nfwd=DOCKER-USER\n") in with_docker
+    assert '-I "$fwd" 1 -m comment --comment wgsp:pub -j WGSP-PUB-FWD' in with_docker
 
 
 def test_nft_script_loads_the_table_replace_file(tmp_path):
