@@ -155,8 +155,9 @@ printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
 : >"$root/etc/resolv.conf"
 : >"$root/etc/machine-id"  # each boot of a snapshot gets its own
 
-kver=$(basename "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)")
-kver=${kver#vmlinuz-}
+kver=""
+for kernel in "$root"/boot/vmlinuz-*; do kver=${kernel##*/vmlinuz-}; done  # the release installs one
+[[ -n "$kver" ]] || { echo "no kernel in the root" >&2; exit 1; }
 # An initramfs with just what finds the root disk (virtio, ext4): a fifth of the default's size,
 # which the emulated CPU unpacks and probes at every boot.
 printf 'MODULES=list\nCOMPRESS=gzip\n' >"$root/etc/initramfs-tools/conf.d/wgsp-lab.conf"

@@ -5,7 +5,8 @@ release's own kernel with systemd; every package comes from the release's archiv
 python3-pyroute2, no PyPI). ``site.yml`` reaches them over SSH as the non-root user ``wgsp`` with
 ``become`` and pipelining. The tests, in order:
 
-- check mode on the fresh hosts reports changes and creates nothing;
+- check mode on the fresh hosts reports changes and creates nothing (Debian 13; molecule covers
+  check mode on both releases' containers);
 - converge, then an unchanged second run (changed=0 on every host);
 - the interfaces are kernel WireGuard links (no wireguard-go anywhere) and a public request to
   the proxy's published port is answered by the container on the share;
@@ -19,6 +20,7 @@ import difflib
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 import urllib.request
@@ -33,6 +35,9 @@ pytestmark = pytest.mark.vmlab
 RELEASES = ("bookworm", "trixie")
 BODY = "wgsp kernel lab service"
 TIMEOUT = int(os.environ.get("WGSP_VMLAB_TIMEOUT", "900"))
+# Check mode on fresh hosts costs a whole playbook run under emulation; molecule runs it on both
+# releases' containers, so here it runs on the current stable release only.
+FRESH_CHECK_RELEASES = ("trixie",)
 
 GROUP_VARS = {
     "wg_server": {"wg_server_address": "10.7.0.1/24", "wg_server_endpoint": "192.0.2.1:51820"},
@@ -111,8 +116,7 @@ def public_request(port, timeout=180):
 @pytest.fixture(scope="module", params=RELEASES)
 def kernel_lab(request, tmp_path_factory):
     require_root_tools("debootstrap", "mkfs.ext4", "ssh", "ssh-keygen")
-    require(os.path.exists(vmlab.QEMU) or subprocess.run(["which", vmlab.QEMU], capture_output=True).returncode == 0,
-            "%s is not installed (apt-get install qemu-system-x86)" % vmlab.QEMU)
+    require(shutil.which(vmlab.QEMU) is not None, "%s is not installed (apt-get install qemu-system-x86)" % vmlab.QEMU)
     release = request.param
     image, seconds, built = vmlab.build_image(release)
     print("\n%s image %s: %s in %.1fs" % (release, image, "built" if built else "cached", seconds))
@@ -143,19 +147,10 @@ def _timed(lab, key, func):
         lab.timings[key] = time.monotonic() - start
 
 
-def test_check_mode_on_fresh_hosts(kernel_lab):
-    lab = kernel_lab
-    proc = _timed(lab, "check", lambda: ansible_playbook(lab.inventory, "--check"))
-    assert proc.returncode == 0, _fail(lab, proc, "site.yml --check")
-    counts = recap(proc.stdout)
-    assert sorted(counts) == ["hub", "proxy", "share"], proc.stdout[-3000:]
-    assert all(c["changed"] > 0 for c in counts.values()), "check mode should report the changes to make: %s" % counts
-    for name in vmlab.HOSTS:
-        assert lab.ssh(name, "ip link show wg0", check=False).returncode != 0, "check mode created wg0 on %s" % name
-
-
 def test_converge_then_unchanged(kernel_lab):
     lab = kernel_lab
+    if lab.release in FRESH_CHECK_RELEASES:
+        _check_mode_on_fresh_hosts(lab)
     proc = _timed(lab, "converge", lambda: ansible_playbook(lab.inventory))
     assert proc.returncode == 0, _fail(lab, proc, "site.yml")
     proc = _timed(lab, "rerun", lambda: ansible_playbook(lab.inventory))
@@ -163,6 +158,16 @@ def test_converge_then_unchanged(kernel_lab):
     counts = recap(proc.stdout)
     assert all(c["changed"] == 0 for c in counts.values()), "second run changed something: %s\n%s" % (counts, proc.stdout[-8000:])
     lab.converged = {name: fingerprint(lab, name) for name in vmlab.HOSTS}
+
+
+def _check_mode_on_fresh_hosts(lab):
+    proc = _timed(lab, "check", lambda: ansible_playbook(lab.inventory, "--check"))
+    assert proc.returncode == 0, _fail(lab, proc, "site.yml --check")
+    counts = recap(proc.stdout)
+    assert sorted(counts) == ["hub", "proxy", "share"], proc.stdout[-3000:]
+    assert all(c["changed"] > 0 for c in counts.values()), "check mode should report the changes to make: %s" % counts
+    for name in vmlab.HOSTS:
+        assert lab.ssh(name, "ip link show wg0", check=False).returncode != 0, "check mode created wg0 on %s" % name
 
 
 def test_kernel_wireguard_and_debian_packages_only(kernel_lab):

@@ -19,6 +19,7 @@ waits for Enter before powering it off.
 """
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -56,7 +57,7 @@ def free_ports(count):
     """Ports free on 127.0.0.1 right now (held open together so they are distinct)."""
     socks = []
     try:
-        for _ in range(count):
+        for _index in range(count):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind(("127.0.0.1", 0))
             socks.append(sock)
@@ -231,7 +232,6 @@ class VmLab:
         lines += ["    %s:" % group for group in group_vars if group not in groups.values()]
         with open(os.path.join(inv, "hosts.yml"), "w") as handle:
             handle.write("\n".join(lines) + "\n")
-        import json
         os.makedirs(os.path.join(inv, "group_vars"), exist_ok=True)
         for group, values in group_vars.items():
             with open(os.path.join(inv, "group_vars", "%s.yml" % group), "w") as handle:
