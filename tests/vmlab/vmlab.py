@@ -93,6 +93,7 @@ class VmLab:
             if name == "hub":
                 time.sleep(0.5)
         self.wait_ssh(timeout)
+        self.wait_booted(timeout=timeout)
 
     def _launch(self, name):
         number = VM_NUMBER[name]
@@ -179,6 +180,15 @@ class VmLab:
                 if time.monotonic() > deadline:
                     raise VmLabError("%s did not come back from its reboot in %ds\n%s" % (name, timeout, self.consoles()))
                 time.sleep(2)
+        self.wait_booted(hosts, timeout=max(60, deadline - time.monotonic()))
+
+    def wait_booted(self, hosts=HOSTS, timeout=600):
+        """Wait until systemd has finished starting every unit (SSH comes up long before Docker)."""
+        for name in hosts:
+            proc = self.ssh(name, "systemctl is-system-running --wait", check=False, timeout=timeout)
+            state = proc.stdout.strip()
+            if state not in ("running", "degraded"):
+                raise VmLabError("%s: systemd did not finish booting (%r)\n%s" % (name, state or proc.stderr, self.consoles()))
 
     def stop(self):
         """End the VMs (their disks are throw-away snapshots: no clean shutdown is owed)."""
