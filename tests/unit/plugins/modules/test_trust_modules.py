@@ -127,7 +127,12 @@ def test_wg_route_netlink_error_names_the_route(monkeypatch):
 def test_wg_key_refuses_relative_empty_and_nul_paths_cleanly(monkeypatch, tmp_path, path):
     monkeypatch.chdir(tmp_path)
     result = call_main(monkeypatch, wg_key.main, {"path": path})
-    failed_on(result, "path")
+    if "\0" in path and "embedded null character" in result.get("msg", ""):
+        # ansible-core >= 2.21 refuses a NUL in any argument itself (logging the invocation), before
+        # the module's own check: still a clean failure, nothing written
+        assert result.get("failed") is True and "exception" not in result, result
+    else:
+        failed_on(result, "path")
     assert list(tmp_path.iterdir()) == []
 
 
