@@ -52,14 +52,23 @@ HOST_VARS = {
               "proxy_client_public_interface": "10.0.2.0/24"},
 }
 # The share's service: Docker enabled (the image leaves it off) and a busybox httpd container on
-# a user-defined network, restarted by Docker at boot.
-SHARE_PREPARE = (
-    "set -e; sudo systemctl enable --now docker.service >/dev/null 2>&1;"
-    " sudo docker image inspect wgsp-lab/web >/dev/null 2>&1 || sudo docker import /opt/wgsp-lab/web.tar wgsp-lab/web;"
-    " sudo docker network inspect app-net >/dev/null 2>&1 || sudo docker network create app-net >/dev/null;"
-    " sudo docker inspect web >/dev/null 2>&1 || sudo docker run -d --name web --restart always --network app-net"
-    " wgsp-lab/web /bin/busybox httpd -f -p 80 -h /www >/dev/null"
-)
+# a user-defined network, restarted by Docker at boot. Made through the Docker API with the host's
+# python3-docker (Debian 13 ships the docker CLI in a separate package, docker-cli).
+SHARE_PREPARE = """
+import docker
+client = docker.from_env(timeout=600)
+try:
+    client.images.get("wgsp-lab/web")
+except docker.errors.ImageNotFound:
+    client.api.import_image_from_file("/opt/wgsp-lab/web.tar", repository="wgsp-lab/web", tag="latest")
+if not client.networks.list(names=["app-net"]):
+    client.networks.create("app-net", driver="bridge")
+try:
+    client.containers.get("web")
+except docker.errors.NotFound:
+    client.containers.run("wgsp-lab/web:latest", ["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"], name="web",
+                          detach=True, restart_policy={"Name": "always"}, network="app-net")
+"""
 
 
 # What the roles own on a host, without counters, handshakes, endpoints, the clients' random
@@ -155,7 +164,8 @@ class Labs:
 def _start(lab):
     lab.start(timeout=TIMEOUT)
     # the image leaves Docker disabled: it is only the share's business
-    lab.ssh("share", SHARE_PREPARE, timeout=600)
+    lab.ssh("share", "sudo systemctl enable --now docker.service >/dev/null 2>&1", timeout=600)
+    lab.ssh("share", "sudo python3 -", input_text=SHARE_PREPARE, timeout=600)
     lab.inventory = lab.write_inventory(GROUP_VARS, HOST_VARS)
 
 
