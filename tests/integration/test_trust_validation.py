@@ -252,22 +252,13 @@ def test_valid_values_still_apply_and_converge(lab):
 
 
 def inventory(tmp_path, groups, host_vars=None):
-    from rig import PYTHON
+    from rig import namespace_inventory
 
-    lines = []
-    for group, members in groups.items():
-        lines.append("[%s]" % group)
-        for host in members:
-            wrapper = tmp_path / ("py-" + host.name)
-            wrapper.write_text("#!/bin/sh\nexec nsenter -t %d -n -m -u -- %s \"$@\"\n" % (host.pid, PYTHON))
-            wrapper.chmod(0o755)
-            lines.append("%s ansible_connection=local ansible_python_interpreter=%s" % (host.name, wrapper))
-    path = tmp_path / "hosts.ini"
-    path.write_text("\n".join(lines) + "\n")
+    path = namespace_inventory(tmp_path, groups)
     (tmp_path / "host_vars").mkdir(exist_ok=True)
     for name, values in (host_vars or {}).items():
         (tmp_path / "host_vars" / ("%s.json" % name)).write_text(json.dumps(values))
-    return str(path)
+    return path
 
 
 def playbook(tmp_path, inv, book, *extra):

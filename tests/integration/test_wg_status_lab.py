@@ -167,19 +167,9 @@ def test_ansible_short_name_fqcn_and_no_secret_with_vvv(lab):
 
 def inventory(lab, tmp_path, hosts):
     """``hosts``: {group: [host, ...]} -> an INI inventory file whose hosts run inside their namespaces."""
-    from rig import PYTHON
+    from rig import namespace_inventory
 
-    lines = []
-    for group, members in hosts.items():
-        lines.append("[%s]" % group)
-        for host in members:
-            wrapper = tmp_path / ("py-" + host.name)
-            wrapper.write_text("#!/bin/sh\nexec nsenter -t %d -n -m -u -- %s \"$@\"\n" % (host.pid, PYTHON))
-            wrapper.chmod(0o755)
-            lines.append("%s ansible_connection=local ansible_python_interpreter=%s" % (host.name, wrapper))
-    path = tmp_path / "hosts.ini"
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return namespace_inventory(tmp_path, hosts)
 
 
 def playbook(tmp_path, inv, name, *extra):

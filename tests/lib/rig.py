@@ -276,3 +276,19 @@ class Lab:
             except Exception:  # noqa: BLE001 - keep cleaning the others
                 pass
         subprocess.run(["rm", "-rf", self.tmpdir], check=False)
+
+
+def namespace_inventory(tmp_path, groups):
+    """``groups``: {group: [Host, ...]} -> an INI inventory whose hosts run their modules inside their
+    own namespaces (connection local; a small interpreter wrapper enters the namespaces)."""
+    lines = []
+    for group, members in groups.items():
+        lines.append("[%s]" % group)
+        for host in members:
+            wrapper = tmp_path / ("py-" + host.name)
+            wrapper.write_text("#!/bin/sh\nexec nsenter -t %d -n -m -u -- %s \"$@\"\n" % (host.pid, PYTHON))
+            wrapper.chmod(0o755)
+            lines.append("%s ansible_connection=local ansible_python_interpreter=%s" % (host.name, wrapper))
+    path = tmp_path / "hosts.ini"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
