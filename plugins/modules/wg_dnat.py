@@ -293,6 +293,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend imp
     RuleSet,
     module_output,
     persist_rule_set,
+    set_lock,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
@@ -342,11 +343,12 @@ def main():
     try:
         # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
         rules = dnat_rules(params, runner, lambda p: _resolver(module, p), networks=local_networks())
-        ruleset = RuleSet(runner, params["name"], params["backend"])
-        result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
-                             conntrack=params["flush_conntrack"])
-        persisted = persist_rule_set("wg_dnat", ruleset, params["persist_path"], params["state"],
-                                     check_mode=module.check_mode)
+        with set_lock("dnat", params["name"]):  # two runs of one set take turns
+            ruleset = RuleSet(runner, params["name"], params["backend"])
+            result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
+                                 conntrack=params["flush_conntrack"])
+            persisted = persist_rule_set("wg_dnat", ruleset, params["persist_path"], params["state"],
+                                         check_mode=module.check_mode)
     except WgspError as exc:
         fail_from_error(module, exc)
     output = module_output(result, persisted, "set %s" % params["name"], module._diff)
