@@ -129,13 +129,8 @@ options:
     type: path
 notes:
   - The module never touches rules outside its own chains/table, and only inserts or deletes its own jump.
-  - A jump into the set's chains that does not carry the set's comment (an administrator's own C(-j)/C(-g) rule) is
-    left alone; when it would block a change (deleting a chain it targets, e.g. with O(state=absent)) the module
-    fails before changing anything and names it.
-  - With iptables (iptables-nft commits each table on its own), a failed apply is rolled back to the rules and jumps
-    the set had just before, and the error says what blocked it.
-  - Two runs for the same set on one host take turns (a lock file under C(/run/wgsp)); the second finds the first's
-    result.
+extends_documentation_fragment:
+  - wgsp.service_proxy.rule_set
 seealso:
   - module: wgsp.service_proxy.wg_dnat
 """
