@@ -52,6 +52,11 @@ def tag(set_name):
     return "wgsp-f:%s" % set_name
 
 
+def ipt_comment(set_name):
+    """The iptables comment match every rule and jump of the set carries."""
+    return '-m comment --comment "%s"' % tag(set_name)
+
+
 def log_prefix(set_name):
     return "wgsp-%s " % set_name
 
@@ -184,7 +189,7 @@ def render_iptables_lines(fset, family):
     """The set's chain for one family, in ``iptables-save`` form."""
     suffix, _hook = HOOKS[fset.hook]
     chain = chain_name(fset.name, suffix)
-    comment = '-m comment --comment "%s"' % tag(fset.name)
+    comment = ipt_comment(fset.name)
     lines = []
     if fset.established:
         lines.append("-A %s -m conntrack --ctstate RELATED,ESTABLISHED %s -j ACCEPT" % (chain, comment))
@@ -227,6 +232,8 @@ class FilterIptablesBackend(IptablesBackend):
 
     hooks = tuple(("filter", suffix, parent) for suffix, parent in (HOOKS["input"], HOOKS["forward"]))
 
+    marker = staticmethod(ipt_comment)
+
     def render(self, set_name, rules, installed=None):
         desired = Desired(self.name, set_name)
         if not rules:
@@ -249,8 +256,7 @@ class FilterIptablesBackend(IptablesBackend):
             match = "-i %s" % fset.in_interface
             if fset.out_interface:
                 match += " -o %s" % fset.out_interface
-            desired.jumps.append((scope, parent, '-A %s %s -m comment --comment "%s" -j %s' % (
-                parent, match, tag(set_name), chain)))
+            desired.jumps.append((scope, parent, "-A %s %s %s -j %s" % (parent, match, ipt_comment(set_name), chain)))
         return desired
 
 

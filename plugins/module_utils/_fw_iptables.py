@@ -15,6 +15,12 @@ Every rule carries ``-m comment --comment "wgsp:<s>"``. Rules are rendered exact
 ``iptables-save`` prints them, so the comparison with the installed chains is a plain list
 comparison. Changes go in one ``iptables-restore --noflush`` per family (``:CHAIN - [0:0]``
 flushes just that chain), after ``iptables-restore --test`` of every family's payload.
+
+A jump (``-j``/``-g``) into one of our chains without our comment is an admin's: it is never
+deleted, and a plan that would delete a chain it targets is refused before anything changes.
+iptables-nft commits each ``*table`` of a restore on its own, so a failed apply can leave earlier
+tables (and families) committed: ``apply`` then restores our chains and jumps in every table to the
+snapshot taken just before (jumps at their old positions) and fails naming what blocked it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -173,12 +179,20 @@ class IptablesBackend:
         nat = tables.get("nat", {}).get("chains", {})
         return "DOCKER" in filt or DOCKER_USER in filt or "DOCKER" in nat
 
+    # The comment every rule and jump of the set carries: a jump without it is not ours.
+    marker = staticmethod(comment)
+
     def installed(self, set_name):
+        """Our chains, their rules and our jumps; ``facts["foreign_jumps"]`` lists the jumps into our
+        chains that others made, ``facts["jump_positions"]`` each jump's 1-based place in its chain."""
         state = Installed(self.name, set_name)
         ours = dict((chain_name(set_name, s), (t, s)) for t, s, _h in self.hooks)
-        jump_re = re.compile(r"-j (%s)$" % "|".join(re.escape(c) for c in ours))
+        jump_re = re.compile(r" -[jg] (%s)$" % "|".join(re.escape(c) for c in ours))
+        marker = self.marker(set_name)
         state.facts["docker_user"] = {}
         state.facts["families"] = []
+        state.facts["foreign_jumps"] = []
+        state.facts["jump_positions"] = {}
         for family in (4, 6):
             if not self.available(family):
                 continue
@@ -191,7 +205,9 @@ class IptablesBackend:
                 for chain in ours:
                     if ours[chain][0] == table and chain in data["chains"]:
                         state.chains[(scope, chain)] = ""
+                position = {}
                 for chain, line, counters in data["rules"]:
+                    position[chain] = position.get(chain, 0) + 1
                     if chain in ours:
                         state.entries.append((scope, chain, line))
                         state.counters.append(counters)
@@ -200,7 +216,11 @@ class IptablesBackend:
                             if mapping:
                                 state.mappings.add(mapping)
                     elif jump_re.search(line):
+                        if marker not in line:
+                            state.facts["foreign_jumps"].append((scope, chain, line))
+                            continue
                         state.jumps.append((scope, chain, line))
+                        state.facts["jump_positions"].setdefault((scope, chain, line), position[chain])
         return state
 
     def render(self, set_name, rules, installed=None):
@@ -230,7 +250,11 @@ class IptablesBackend:
                 desired.jumps.append((scope, parent, "-A %s %s -j %s" % (parent, comment(set_name), chain)))
         return desired
 
-    def plan(self, installed, desired):
+    def plan(self, installed, desired, positions=None):
+        """The restore payload of each family. ``positions`` (``{jump: place}``, a snapshot's
+        ``jump_positions``) puts inserted jumps back at those places instead of first."""
+        check_blockers(installed, desired)
+        positions = positions or {}
         plan = Plan(self.name, desired.set_name)
         for family in (4, 6):
             tables = {}
@@ -255,7 +279,8 @@ class IptablesBackend:
                         pool.remove((parent, line))
                     else:
                         plan.actions.append("%s: insert jump %s" % (scope, line.replace("-A ", "", 1)))
-                        inserts.append("-I %s 1 %s" % (parent, line.split(None, 2)[2]))
+                        inserts.append("-I %s %d %s" % (parent, positions.get((s, parent, line), 1),
+                                                        line.split(None, 2)[2]))
                 for parent, line in pool:
                     plan.actions.append("%s: delete jump %s" % (scope, line.replace("-A ", "", 1)))
                     deletes.append("-D %s %s" % (parent, line.split(None, 2)[2]))
@@ -278,8 +303,59 @@ class IptablesBackend:
         return plan
 
     def apply(self, plan):
-        """Validate every family's payload, then apply each in one ``*-restore --noflush``."""
+        """Validate every family's payload, then apply each in one ``*-restore --noflush``.
+
+        iptables-nft commits table by table: on a failure, whatever was committed is rolled back to
+        the snapshot of our chains and jumps taken just before, and the error names the foreign
+        jumps into our chains (the usual blocker) and the rollback's outcome.
+        """
         for family, payload in plan.payloads:
             self.runner.run([TOOLS[family][1], "-w", "--noflush", "--test"], data=payload)
+        snapshot = self.installed(plan.set_name)
         for family, payload in plan.payloads:
+            try:
+                self.runner.run([TOOLS[family][1], "-w", "--noflush"], data=payload)
+            except WgspError as exc:
+                raise self._rolled_back(exc, snapshot)
+
+    def rollback(self, snapshot):
+        """Bring our chains and jumps back to ``snapshot`` (an ``installed`` result)."""
+        previous = Desired(self.name, snapshot.set_name)
+        previous.chains = dict(snapshot.chains)
+        previous.entries = list(snapshot.entries)
+        previous.jumps = list(snapshot.jumps)
+        back = self.plan(self.installed(snapshot.set_name), previous, positions=snapshot.facts["jump_positions"])
+        for family, payload in back.payloads:
             self.runner.run([TOOLS[family][1], "-w", "--noflush"], data=payload)
+
+    def _rolled_back(self, exc, snapshot):
+        """The error of a failed apply, after rolling back (``exc`` keeps its details)."""
+        blockers = self.installed(snapshot.set_name).facts["foreign_jumps"]
+        try:
+            self.rollback(snapshot)
+            outcome = "the set's previous rules were rolled back"
+        except WgspError as again:
+            outcome = "rolling back the set's previous rules failed too: %s" % again.msg
+        msg = "applying the %s rules of set %s failed: %s" % (self.name, snapshot.set_name, exc.msg)
+        if blockers:
+            msg += "; rules not managed by this set jump into its chains: %s" % describe_jumps(blockers)
+        exc.msg = "%s; %s" % (msg, outcome)
+        exc.args = (exc.msg,)
+        return exc
+
+
+def describe_jumps(jumps):
+    return "; ".join("%s: %s" % (scope, line) for scope, _parent, line in jumps)
+
+
+def check_blockers(installed, desired):
+    """Refuse, before any change, to delete a chain that a jump of someone else's still targets."""
+    foreign = installed.facts.get("foreign_jumps", [])
+    going = set(key for key in installed.chains if key not in desired.chains)
+    blockers = [jump for jump in foreign if (jump[0], jump[2].split()[-1]) in going]
+    if blockers:
+        raise WgspError(
+            "set %s: cannot delete chain(s) %s: rules not managed by this set jump into them: %s "
+            "(remove those rules first; nothing was changed)" % (
+                installed.set_name, ", ".join(sorted(set("%s %s" % (j[0], j[2].split()[-1]) for j in blockers))),
+                describe_jumps(blockers)), blockers=[list(j) for j in blockers])

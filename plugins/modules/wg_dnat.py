@@ -190,6 +190,8 @@ options:
 notes:
   - The module never touches rules outside its own chains/table, and only inserts or deletes its own jumps.
   - Two rules matching the same port, protocol and interface are refused as a conflict.
+extends_documentation_fragment:
+  - wgsp.service_proxy.rule_set
 seealso:
   - module: wgsp.service_proxy.wg_route
 """
@@ -293,6 +295,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend imp
     RuleSet,
     module_output,
     persist_rule_set,
+    set_lock,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
@@ -342,11 +345,12 @@ def main():
     try:
         # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
         rules = dnat_rules(params, runner, lambda p: _resolver(module, p), networks=local_networks())
-        ruleset = RuleSet(runner, params["name"], params["backend"])
-        result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
-                             conntrack=params["flush_conntrack"])
-        persisted = persist_rule_set("wg_dnat", ruleset, params["persist_path"], params["state"],
-                                     check_mode=module.check_mode)
+        with set_lock("dnat", params["name"]):  # two runs of one set take turns
+            ruleset = RuleSet(runner, params["name"], params["backend"])
+            result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
+                                 conntrack=params["flush_conntrack"])
+            persisted = persist_rule_set("wg_dnat", ruleset, params["persist_path"], params["state"],
+                                         check_mode=module.check_mode)
     except WgspError as exc:
         fail_from_error(module, exc)
     output = module_output(result, persisted, "set %s" % params["name"], module._diff)

@@ -129,6 +129,8 @@ options:
     type: path
 notes:
   - The module never touches rules outside its own chains/table, and only inserts or deletes its own jump.
+extends_documentation_fragment:
+  - wgsp.service_proxy.rule_set
 seealso:
   - module: wgsp.service_proxy.wg_dnat
 """
@@ -218,6 +220,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend imp
     RuleSet,
     module_output,
     persist_rule_set,
+    set_lock,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
     FILTER_ARGUMENT_SPEC,
@@ -235,10 +238,11 @@ def main():
     try:
         # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
         rules = filter_rules(params)
-        ruleset = RuleSet(runner, params["name"], params["backend"], kind="filter")
-        result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode, conntrack=False)
-        persisted = persist_rule_set("wg_filter", ruleset, params["persist_path"], params["state"],
-                                     check_mode=module.check_mode)
+        with set_lock("filter", params["name"]):  # two runs of one set take turns
+            ruleset = RuleSet(runner, params["name"], params["backend"], kind="filter")
+            result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode, conntrack=False)
+            persisted = persist_rule_set("wg_filter", ruleset, params["persist_path"], params["state"],
+                                         check_mode=module.check_mode)
     except WgspError as exc:
         fail_from_error(module, exc)
     output = module_output(result, persisted, "filter set %s" % params["name"], module._diff)

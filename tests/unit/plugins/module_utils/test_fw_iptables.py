@@ -263,3 +263,61 @@ def test_auto_selects_iptables_with_docker_or_without_nft():
     assert select_backend("auto", runner, which=which_no_nft)[0].name == "iptables"
     runner.fam[4].tables["nat"]["DOCKER"] = []
     assert select_backend("auto", runner, which=which_all)[0].name == "iptables"
+
+
+def test_foreign_jumps_are_kept_and_a_chain_they_target_is_not_deleted():
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+
+    runner = FakeRunner()
+    rs = RuleSet(runner, "pub", "iptables", which=which_all)
+    desired = rules({"port": 80, "to_address": "10.7.0.2"})
+    rs.run(desired)
+    t = runner.fam[4].tables
+    t["filter"]["FORWARD"].append("-A FORWARD -i eth9 -g WGSP-PUB-FWD")
+    t["nat"]["PREROUTING"].append("-A PREROUTING -i eth9 -j WGSP-PUB-PRE")
+    runner.calls = []
+    again = rs.run(desired)
+    assert again["changed"] is False and runner.writes() == []
+    installed = IptablesBackend(runner, which=which_all).installed("pub")
+    assert installed.facts["foreign_jumps"] == [("ipv4 nat", "PREROUTING", "-A PREROUTING -i eth9 -j WGSP-PUB-PRE"),
+                                                ("ipv4 filter", "FORWARD", "-A FORWARD -i eth9 -g WGSP-PUB-FWD")]
+    before = runner.fam[4].save()
+    with pytest.raises(WgspError) as err:
+        rs.run([], state="absent", check_mode=True)
+    assert "ipv4 filter: -A FORWARD -i eth9 -g WGSP-PUB-FWD" in err.value.msg and "WGSP-PUB-PRE" in err.value.msg
+    with pytest.raises(WgspError):
+        rs.run([], state="absent")
+    assert runner.writes() == [] and runner.fam[4].save() == before
+
+
+class CommitsPerTable(FakeRunner):
+    """iptables-nft's restore: each ``*table`` commits on its own; the filter part fails once."""
+
+    def __init__(self):
+        super().__init__()
+        self.fail_filter = False
+
+    def run(self, argv, data=None, check=True):
+        if argv[0].endswith("-restore") and "--test" not in argv and self.fail_filter and "*filter" in data:
+            self.fail_filter = False
+            self.calls.append((list(argv), data))
+            nat = data.split("*filter")[0]
+            self.fam[6 if argv[0].startswith("ip6") else 4].restore(nat)
+            raise CommandError("%s failed with rc=4: CHAIN_DEL failed (Device or resource busy)" % argv[0],
+                               argv, 4, "", "CHAIN_DEL failed (Device or resource busy)")
+        return super().run(argv, data, check)
+
+
+def test_a_failed_apply_rolls_back_the_committed_tables_with_jumps_in_place():
+    runner = CommitsPerTable()
+    rs = RuleSet(runner, "pub", "iptables", which=which_all)
+    rs.run(rules({"port": 80, "to_address": "10.7.0.2"}, masquerade=True))
+    t = runner.fam[4].tables
+    t["nat"]["PREROUTING"].insert(0, "-A PREROUTING -i eth8 -j RETURN")
+    before = runner.fam[4].save()
+    runner.fail_filter = True
+    with pytest.raises(CommandError) as err:
+        rs.run([], state="absent")
+    assert "rolled back" in err.value.msg and "CHAIN_DEL failed" in err.value.msg
+    assert runner.fam[4].save() == before
+    assert t["nat"]["PREROUTING"][1] == '-A PREROUTING -m comment --comment "wgsp:pub" -j WGSP-PUB-PRE'
