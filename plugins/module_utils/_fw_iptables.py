@@ -178,11 +178,9 @@ class IptablesBackend:
         ours = dict((chain_name(set_name, s), (t, s)) for t, s, _h in self.hooks)
         jump_re = re.compile(r"-j (%s)$" % "|".join(re.escape(c) for c in ours))
         state.facts["docker_user"] = {}
-        state.facts["families"] = []
         for family in (4, 6):
             if not self.available(family):
                 continue
-            state.facts["families"].append(family)
             tables = self.save(family)
             state.facts["docker_user"][family] = DOCKER_USER in tables.get("filter", {}).get("chains", {})
             for table in ("nat", "filter"):
