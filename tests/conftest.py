@@ -41,3 +41,35 @@ def lab():
         yield the_lab
     finally:
         the_lab.close()
+
+
+# CI fails on any skip: `require()` already fails a missing prerequisite there, and this catches every
+# other way a test can end up skipped (pytest.skip, importorskip, a skip marker, a module-level skip).
+# Expected failures (xfail) are not skips; deselected tests (-k, -m) are not run at all.
+_SKIPPED = []
+
+
+def pytest_sessionstart(session):
+    del _SKIPPED[:]
+
+
+def pytest_collectreport(report):
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # (NO_TESTS_COLLECTED: every module was skipped)
+    if IN_CI and _SKIPPED and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if IN_CI and _SKIPPED:
+        terminalreporter.write_line("CI=true: %d skipped, which fails the run: %s" % (len(_SKIPPED), ", ".join(sorted(_SKIPPED))),
+                                    red=True, bold=True)

@@ -74,10 +74,6 @@ def _proto(var, entry, value):
     return "both" if text == "all" else text
 
 
-def _protos(proto):
-    return ["tcp", "udp"] if proto == "both" else [proto]
-
-
 def _address(var, entry, value):
     """A service address (a DNAT target or an access service): unicast, no scope id."""
     text = str(value).strip()

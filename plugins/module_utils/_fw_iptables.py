@@ -190,13 +190,11 @@ class IptablesBackend:
         jump_re = re.compile(r" -[jg] (%s)$" % "|".join(re.escape(c) for c in ours))
         marker = self.marker(set_name)
         state.facts["docker_user"] = {}
-        state.facts["families"] = []
         state.facts["foreign_jumps"] = []
         state.facts["jump_positions"] = {}
         for family in (4, 6):
             if not self.available(family):
                 continue
-            state.facts["families"].append(family)
             tables = self.save(family)
             state.facts["docker_user"][family] = DOCKER_USER in tables.get("filter", {}).get("chains", {})
             for table in ("nat", "filter"):

@@ -58,7 +58,6 @@ class LinkOps:
     def __init__(self, name, iproute_factory=None):
         self.name = name
         self._factory = iproute_factory or IPRoute
-        self.calls = []  # mutating calls, for tests and for the run's accounting
 
     def _ipr(self):
         if self._factory is None:
@@ -109,7 +108,6 @@ class LinkOps:
             ipr.close()
 
     def _mutate(self, action, func):
-        self.calls.append(action)
         ipr = self._ipr()
         try:
             index = self._index(ipr)

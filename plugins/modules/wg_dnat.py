@@ -299,7 +299,6 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend imp
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
-    DNAT_RULE_OPTIONS,
     dnat_rules,
     local_networks,
 )
@@ -322,7 +321,6 @@ def _import_docker():
 
 
 # One argument spec, shared with rule_set_status (module_utils/_fw_params.py).
-RULE_OPTIONS = DNAT_RULE_OPTIONS
 ARGUMENT_SPEC = DNAT_ARGUMENT_SPEC
 
 

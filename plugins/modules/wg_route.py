@@ -141,7 +141,6 @@ import traceback  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
-    ValidationError,
     WgspError,
     check_int,
     fail_from_error,
@@ -206,9 +205,7 @@ def main():
     iproute = IPRoute()
     try:
         result = run(module, iproute)
-    except ValidationError as exc:
-        fail_from_error(module, exc)
-    except WgspError as exc:
+    except WgspError as exc:  # ValidationError included
         fail_from_error(module, exc)
     except Exception as exc:  # noqa: BLE001 - netlink errors carry errno and message
         module.fail_json(msg="netlink: %s" % (exc,), exception=traceback.format_exc())

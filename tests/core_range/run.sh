@@ -5,8 +5,8 @@
 #   tests/core_range/run.sh 2.16.19      test one version of versions only
 # Per version, in a copy of the work tree whose .venv links to that version's venv (the tests call
 # <repo>/.venv/bin/ansible*, so everything they start is that ansible-core):
-#   1. the unit tests (they include ansible-doc of every module, ansible-galaxy collection build and
-#      the import_env playbook)
+#   1. the unit tests (they include ansible-doc of every module and the import_env playbook; the
+#      built and installed collection is tests/integration/test_packaging.py, main venv only)
 #   2. ansible-doc of every module and every role
 #   3. ansible-playbook --syntax-check site.yml playbooks/*.yml
 #   4. one real converge on namespace hosts: the restart playbook against a wireguard-go host

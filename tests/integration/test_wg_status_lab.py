@@ -39,8 +39,9 @@ def write_state(host, state):
 
 
 def status(host, **args):
+    """wg_status that must succeed (the failing cases call host.module and assert the failure)."""
     result = host.module("wg_status", args)
-    assert result["_rc"] == 0 or result.get("failed"), result
+    assert result["_rc"] == 0 and not result.get("failed"), result
     return result
 
 

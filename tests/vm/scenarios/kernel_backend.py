@@ -450,8 +450,6 @@ def wg_quick_restores_interface():
 @scenario
 def wg_status_reports_kernel():
     """wg_status on the kernel interfaces: unmanaged wga and wgb as a proxy client of hub wga, with probes."""
-    if not os.path.isfile(COLLECTION + "/plugins/modules/wg_status.py"):
-        raise Skip("the wg_status module does not exist yet")
     need("pub", "args")
     ping("b", "a")
     hub = module_ok("wg_status", {"interface": "wga", "state_dir": "/tmp/wgsp-status-a", "fail_on": ["disconnected"]}, ns="a")
