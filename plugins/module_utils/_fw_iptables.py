@@ -173,6 +173,26 @@ class IptablesBackend:
         nat = tables.get("nat", {}).get("chains", {})
         return "DOCKER" in filt or DOCKER_USER in filt or "DOCKER" in nat
 
+    @staticmethod
+    def mark(set_name):
+        """The owner mark every rule of the set carries."""
+        return comment(set_name)
+
+    def foreign(self, installed):
+        """Chains of the set's names holding rules of which none carries the set's owner mark.
+
+        Such a chain was not written by this set (an admin's, or another tool's): it is not replaced
+        or deleted. An empty chain has nothing to lose; a hand-added rule next to marked ones is
+        repaired like any drift.
+        """
+        mark = self.mark(installed.set_name)
+        found = []
+        for scope, chain in sorted(installed.chains):
+            rules = [r for (s, c, r) in installed.entries if (s, c) == (scope, chain)]
+            if rules and not any(mark in rule for rule in rules):
+                found.append("%s chain %s holds %d rule(s), none with owner mark %s" % (scope, chain, len(rules), mark))
+        return found
+
     def installed(self, set_name):
         state = Installed(self.name, set_name)
         ours = dict((chain_name(set_name, s), (t, s)) for t, s, _h in self.hooks)
