@@ -73,37 +73,32 @@ def test_dnat_set_f_x_and_filter_set_x_keep_their_own_rules(lab, backend):
         assert "table inet wgsp-dnat-f_x {" in both
 
 
-def test_an_iptables_chain_of_the_sets_name_without_its_mark_is_refused(lab):
-    host = one_host(lab)
-    host.run("iptables -t nat -N WGSP-PUB-PRE; iptables -t nat -A WGSP-PUB-PRE -p tcp --dport 25 -j RETURN; "
-             "iptables -N WGSP-ISO-IN; iptables -A WGSP-ISO-IN -s 192.0.2.7 -j ACCEPT")
-    before = firewall(host)
-    cases = [("wg_dnat", {"name": "pub", "in_interface": "eth0", "rules": [{"port": 80, "to_address": "192.0.2.9"}]},
-              "ipv4 nat chain WGSP-PUB-PRE"),
-             ("wg_dnat", {"name": "pub", "state": "absent"}, "ipv4 nat chain WGSP-PUB-PRE"),
-             ("wg_filter", {"name": "iso", "in_interface": "eth1", "allow": [{"port": 22}]}, "ipv4 filter chain WGSP-ISO-IN"),
-             ("wg_filter", {"name": "iso", "state": "absent"}, "ipv4 filter chain WGSP-ISO-IN")]
-    for module, args, chain in cases:
-        for check_mode in (True, False):
-            result = host.module(module, dict(args, backend="iptables"), check_mode=check_mode)
-            assert result.get("failed") and chain in result["msg"] and "owner mark" in result["msg"], result
-            assert firewall(host) == before
+FOREIGN = {
+    "iptables": ("iptables -t nat -N WGSP-PUB-PRE; iptables -t nat -A WGSP-PUB-PRE -p tcp --dport 25 -j RETURN; "
+                 "iptables -N WGSP-ISO-IN; iptables -A WGSP-ISO-IN -s 192.0.2.7 -j ACCEPT",
+                 "ipv4 nat chain WGSP-PUB-PRE holds 1 rule(s), none with owner mark",
+                 "ipv4 filter chain WGSP-ISO-IN holds 1 rule(s), none with owner mark"),
+    "nftables": ("nft add table inet wgsp-dnat-pub; nft add chain inet wgsp-dnat-pub c; "
+                 "nft add table inet wgsp-filter-iso '{ comment \"wgsp:iso\"; }'",
+                 "table inet wgsp-dnat-pub has owner mark None, not 'wgsp:pub'",
+                 "table inet wgsp-filter-iso has owner mark 'wgsp:iso', not 'wgsp-f:iso'"),
+}
 
 
-def test_an_nft_table_of_the_sets_name_without_its_mark_is_refused(lab):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_chain_or_table_of_the_sets_name_without_its_mark_is_refused(lab, backend):
     host = one_host(lab)
-    host.run("nft add table inet wgsp-dnat-pub; nft add chain inet wgsp-dnat-pub c; "
-             "nft add table inet wgsp-filter-iso '{ comment \"wgsp:iso\"; }'")
+    setup, dnat_text, filter_text = FOREIGN[backend]
+    host.run(setup)
     before = firewall(host)
-    cases = [("wg_dnat", {"name": "pub", "in_interface": "eth0", "rules": [{"port": 80, "to_address": "192.0.2.9"}]},
-              "table inet wgsp-dnat-pub has owner mark None"),
-             ("wg_dnat", {"name": "pub", "state": "absent"}, "table inet wgsp-dnat-pub"),
-             ("wg_filter", {"name": "iso", "in_interface": "eth1", "allow": [{"port": 22}]},
-              "table inet wgsp-filter-iso has owner mark 'wgsp:iso', not 'wgsp-f:iso'"),
-             ("wg_filter", {"name": "iso", "state": "absent"}, "table inet wgsp-filter-iso")]
-    for module, args, text in cases:
+    for module, args, text in (
+            ("wg_dnat", {"name": "pub", "in_interface": "eth0", "rules": [{"port": 80, "to_address": "192.0.2.9"}]},
+             dnat_text),
+            ("wg_dnat", {"name": "pub", "state": "absent"}, dnat_text),
+            ("wg_filter", {"name": "iso", "in_interface": "eth1", "allow": [{"port": 22}]}, filter_text),
+            ("wg_filter", {"name": "iso", "state": "absent"}, filter_text)):
         for check_mode in (True, False):
-            result = host.module(module, dict(args, backend="nftables"), check_mode=check_mode)
+            result = host.module(module, dict(args, backend=backend), check_mode=check_mode)
             assert result.get("failed") and text in result["msg"], result
             assert firewall(host) == before
 
