@@ -104,18 +104,18 @@ def test_a_chain_or_table_of_the_sets_name_without_its_mark_is_refused(lab, back
 
 
 OLD_DNAT_TABLE = """table inet wgsp_pub {
-	comment "wgsp:pub"
-	chain prerouting {
-		type nat hook prerouting priority dstnat; policy accept;
-		iifname "eth0" meta nfproto ipv4 tcp dport 80 counter dnat ip to 192.0.2.9 comment "wgsp:pub"
-	}
+    comment "wgsp:pub"
+    chain prerouting {
+        type nat hook prerouting priority dstnat; policy accept;
+        iifname "eth0" meta nfproto ipv4 tcp dport 80 counter dnat ip to 192.0.2.9 comment "wgsp:pub"
+    }
 }
 table inet wgsp_f_x {
-	comment "wgsp-f:x"
-	chain input {
-		type filter hook input priority filter; policy accept;
-		iifname "eth1" counter accept comment "wgsp-f:x"
-	}
+    comment "wgsp-f:x"
+    chain input {
+        type filter hook input priority filter; policy accept;
+        iifname "eth1" counter accept comment "wgsp-f:x"
+    }
 }
 """
 

@@ -156,7 +156,10 @@ def test_installed_counters():
 
 def test_conntrack_commands_only_for_the_interface_addresses():
     addresses = {("eth1", 4): ["192.0.2.1", "192.0.2.9"], ("eth1", 6): ["fd00:1::1"]}
-    lookup = lambda ifname, family: addresses.get((ifname, family), [])  # noqa: E731
+
+    def lookup(ifname, family):
+        return addresses.get((ifname, family), [])
+
     assert conntrack_commands([(4, "tcp", "eth1", (80, 80), "10.7.0.2", (80, 80))], lookup) == [
         ["conntrack", "-D", "-f", "ipv4", "-p", "tcp", "--orig-dst", a, "--orig-port-dst", "80", "--dst-nat", "10.7.0.2"]
         for a in ("192.0.2.1", "192.0.2.9")]
