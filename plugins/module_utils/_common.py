@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shlex
+import socket
 import subprocess
 
 
@@ -198,6 +199,66 @@ def check_cidr(field, value, strict=False):
         raise ValidationError(field, "is not a valid CIDR (got %s: %s)" % (describe(value), exc))
 
 
+# IPv4-mapped IPv6 addresses (``::ffff:a.b.c.d``): a socket-API notation, never the address of an
+# IPv6 packet on the wire, and printed by iptables and nft in their own way.
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+# The networks that match every address of their family.
+ANY_NETWORKS = ("0.0.0.0/0", "::/0")
+
+
+def address_text(ip):
+    """An address as iptables-save and nft print it: the C library's ``inet_ntop``.
+
+    Python and ``inet_ntop`` differ on IPv6 addresses with an embedded IPv4 part (Python
+    ``::1:2``, ``inet_ntop`` ``::0.1.0.2``); a rule rendered with Python's text would never read
+    back the same.
+    """
+    if ip.version == 6:
+        return socket.inet_ntop(socket.AF_INET6, ip.packed)
+    return str(ip)
+
+
+def _refuse_mapped(field, net, value):
+    if net.version == 6 and net.subnet_of(_MAPPED):
+        raise ValidationError(field, "%s is an IPv4-mapped IPv6 address: no IPv6 packet carries one; write the "
+                                     "IPv4 form (e.g. %s) instead" % (describe(value), net.network_address.ipv4_mapped))
+
+
+def check_match_networks(field, values):
+    """The source/destination networks a firewall rule matches, in the one form both backends read back.
+
+    ``values``: a list (or one string) of addresses/CIDRs. Returns a list of texts
+    ``<address_text>/<prefix>`` in input order, without duplicates:
+
+    - host bits are cleared (``10.0.0.5/24`` -> ``10.0.0.0/24``);
+    - IPv4-mapped IPv6 networks (``::ffff:1.2.3.4``) are refused, naming the IPv4 form;
+    - a ``/0`` (``0.0.0.0/0``, ``::/0``) means every address of its family: it replaces every other
+      entry of that family, and the renderers leave the address match out (iptables-save omits it,
+      so a rendered ``-s 0.0.0.0/0`` would never read back); the family restriction stays.
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, (list, tuple)):
+        raise ValidationError(field, "must be a list of CIDRs (got %s)" % describe(values))
+    nets = []
+    for i, value in enumerate(values):
+        item = "%s[%d]" % (field, i)
+        net = check_cidr(item, value).network
+        _refuse_mapped(item, net, value)
+        nets.append(net)
+    wide = set(net.version for net in nets if net.prefixlen == 0)
+    out = []
+    for net in nets:
+        if net.version in wide and net.prefixlen != 0:
+            continue
+        text = "%s/%d" % (address_text(net.network_address), net.prefixlen)
+        if text not in out:
+            out.append(text)
+    return out
+
+
 def _special(ip):
     """Why ``ip`` cannot be a unicast host address (``None`` when it can)."""
     if ip.version == 6 and ip.ipv4_mapped is not None:
@@ -233,6 +294,7 @@ def check_dnat_target(field, value, networks=()):
     address of any of them is refused too. Returns the ``ipaddress`` object.
     """
     ip = check_address(field, value)
+    _refuse_mapped(field, ipaddress.ip_network(ip), value)
     why = _special(ip)
     if why is None and ip.version == 4:
         for net in networks or ():

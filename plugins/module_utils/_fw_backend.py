@@ -24,6 +24,7 @@ __metaclass__ = type
 
 import contextlib
 import errno
+import json
 import os
 import stat
 import time
@@ -132,16 +133,50 @@ def stale_mappings(installed, desired):
     return sorted(installed.mappings - desired.mappings, key=repr)
 
 
-def conntrack_commands(mappings):
-    """``conntrack -D`` argv lists removing the flows of stale DNAT mappings."""
+def interface_addresses(runner, ifname, family):
+    """The addresses of ``ifname`` in ``family`` (4/6) as ``ip -j addr`` prints them; ``[]`` when unknown."""
+    try:
+        rc, out, _err = runner.run(["ip", "-j", "-%d" % family, "addr", "show", "dev", ifname], check=False)
+    except WgspError:
+        return []
+    if rc != 0:
+        return []
+    try:
+        links = json.loads(out or "[]")
+    except ValueError:
+        return []
+    found = []
+    for link in links if isinstance(links, list) else []:
+        for info in link.get("addr_info") or []:
+            if info.get("local") and info["local"] not in found:
+                found.append(info["local"])
+    return found
+
+
+def conntrack_commands(mappings, addresses=None):
+    """``conntrack -D`` argv lists removing the flows of stale DNAT mappings, and only this set's.
+
+    Another set may DNAT the same protocol and port to the same target on another interface; its
+    flows differ from ours only in the interface they arrived on, which conntrack does not record.
+    They do differ in the original destination: clients address this host on the interface the
+    rule matches. So for a mapping with an ``in_interface`` each address of that interface
+    (``addresses(ifname, family)``) is one more filter (``--orig-dst``); with no address found
+    nothing is deleted. A mapping without ``in_interface`` matches every interface and keeps the
+    plain filter.
+    """
     commands = []
-    for family, proto, _iif, port, to_address, _to_port in mappings:
+    for family, proto, iif, port, to_address, _to_port in mappings:
         base = ["conntrack", "-D", "-f", "ipv%d" % family if family == 4 else "ipv6", "-p", proto]
-        if port[1] - port[0] < CONNTRACK_PER_PORT_LIMIT:
-            for number in range(port[0], port[1] + 1):
-                commands.append(base + ["--orig-port-dst", str(number), "--dst-nat", to_address])
+        if iif is None:
+            bases = [base]
         else:
-            commands.append(base + ["--dst-nat", to_address])
+            bases = [base + ["--orig-dst", addr] for addr in (addresses(iif, family) if addresses else [])]
+        for head in bases:
+            if port[1] - port[0] < CONNTRACK_PER_PORT_LIMIT:
+                for number in range(port[0], port[1] + 1):
+                    commands.append(head + ["--orig-port-dst", str(number), "--dst-nat", to_address])
+            else:
+                commands.append(head + ["--dst-nat", to_address])
     return commands
 
 
@@ -150,7 +185,7 @@ def flush_conntrack(runner, mappings, which):
     if not mappings or not which("conntrack"):
         return []
     done = []
-    for argv in conntrack_commands(mappings):
+    for argv in conntrack_commands(mappings, lambda ifname, family: interface_addresses(runner, ifname, family)):
         runner.run(argv, check=False)
         done.append(argv)
     return done
@@ -184,8 +219,14 @@ class RuleSet:
         other_plan, other_installed = None, None
         if self.other is not None:
             other_installed = self.other.installed(self.set_name)
-            if other_installed.present or other_installed.extra.get("table"):
+            if other_installed.present or other_installed.extra.get("table") or other_installed.extra.get("legacy"):
                 other_plan = self.other.plan(other_installed, self.other.render(self.set_name, [], other_installed))
+        foreign = self.backend.foreign(installed) + (self.other.foreign(other_installed) if other_installed else [])
+        if foreign:
+            raise WgspError(
+                "set %s: refusing to change a chain or table of this set's name that this set did not write "
+                "(its owner mark differs); nothing was changed: %s" % (self.set_name, "; ".join(foreign)),
+                foreign=foreign)
         stale = stale_mappings(installed, desired)
         if other_installed is not None:
             stale = sorted(set(stale) | (other_installed.mappings - desired.mappings), key=repr)
@@ -304,7 +345,7 @@ def rule_set_status(module_name, params, runner, resolver_factory=None, which=No
         "name": name,
         "module": module_name,
         "backend": backend.name,
-        "present": bool(installed.present or installed.extra.get("table")),
+        "present": bool(installed.present or installed.extra.get("table") or installed.extra.get("legacy")),
         "in_sync": bool(in_sync),
         "drift": report,
         "expected": _status_lines(desired),

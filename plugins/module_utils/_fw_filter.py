@@ -12,8 +12,10 @@ same owned-chain / owned-table pipeline as ``wg_dnat`` (``_fw_backend.RuleSet``)
   established accept, the allow-list, the rate-limited LOG and ends with the policy. Rules carry
   ``-m comment --comment "wgsp-f:<name>"``. The suffixes never collide with wg_dnat's
   ``-PRE``/``-POST``/``-FWD``.
-- nftables: table ``inet wgsp_f_<name>`` (wg_dnat's is ``wgsp_<name>``) with one base chain on the
-  hook; every rule matches the interface(s), so other traffic is not affected.
+- nftables: table ``inet wgsp-filter-<name>`` (wg_dnat's is ``wgsp-dnat-<name>``: the prefixes
+  differ and a set name has no ``-``, so the two never collide) with one base chain on the hook;
+  every rule matches the interface(s), so other traffic is not affected. The old name
+  ``wgsp_f_<name>`` is migrated when it carries this set's owner mark (see ``_fw_nftables``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,10 +25,11 @@ __metaclass__ = type
 import ipaddress
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ANY_NETWORKS,
     ValidationError,
     WgspError,
-    check_cidr,
     check_ifname,
+    check_match_networks,
     check_no_control,
     check_port_range,
     describe,
@@ -109,21 +112,6 @@ class FilterSet:
                 "log": self.log, "allow": [a.to_dict() for a in self.allows]}
 
 
-def _networks(field, values):
-    if values is None:
-        return []
-    if isinstance(values, str):
-        values = [values]
-    if not isinstance(values, (list, tuple)):
-        raise ValidationError(field, "must be a list of CIDRs (got %s)" % describe(values))
-    out = []
-    for i, value in enumerate(values):
-        text = str(check_cidr("%s[%d]" % (field, i), value).network)
-        if text not in out:
-            out.append(text)
-    return out
-
-
 def validate_allow(field, raw):
     if not isinstance(raw, dict):
         raise ValidationError(field, "must be a dict with proto, port, sources, destinations")
@@ -142,8 +130,8 @@ def validate_allow(field, raw):
         port = check_port_range(field + ".port", port)
     else:
         port = None
-    sources = _networks(field + ".sources", raw.get("sources"))
-    destinations = _networks(field + ".destinations", raw.get("destinations"))
+    sources = check_match_networks(field + ".sources", raw.get("sources"))
+    destinations = check_match_networks(field + ".destinations", raw.get("destinations"))
     versions = set(ipaddress.ip_network(n).version for n in sources + destinations)
     if len(versions) > 1:
         raise ValidationError(field, "mixes IPv4 and IPv6 addresses in sources/destinations; use one entry per family")
@@ -200,9 +188,9 @@ def render_iptables_lines(fset, family):
             for dst in allow.destinations or (None,):
                 for proto in allow.protos:
                     parts = ["-A", chain]
-                    if src:
+                    if src and src not in ANY_NETWORKS:  # the chain's family already says "any"
                         parts += ["-s", src]
-                    if dst:
+                    if dst and dst not in ANY_NETWORKS:
                         parts += ["-d", dst]
                     if proto == "icmp":
                         parts += ["-p", "icmp" if family == 4 else "ipv6-icmp"]
@@ -286,10 +274,13 @@ def render_nft_lines(fset):
         for src in allow.sources or (None,):
             for dst in allow.destinations or (None,):
                 addr = []
-                if src:
+                if src and src not in ANY_NETWORKS:
                     addr.append("%s saddr %s" % (key, _nft_net(src)))
-                if dst:
+                if dst and dst not in ANY_NETWORKS:
                     addr.append("%s daddr %s" % (key, _nft_net(dst)))
+                if not addr and (src or dst):
+                    # only /0 networks: every address of one family (nft prints no /0 match either)
+                    addr.append("meta nfproto ipv%d" % fams[0])
                 for proto in allow.protos:
                     if proto == "icmp":
                         matches = [["meta l4proto %s" % ("icmp" if fam == 4 else "ipv6-icmp")] for fam in fams]
@@ -308,11 +299,16 @@ def render_nft_lines(fset):
 
 
 class FilterNftablesBackend(NftablesBackend):
-    """nftables backend of wg_filter: table ``inet wgsp_f_<name>``, one base chain on the hook."""
+    """nftables backend of wg_filter: table ``inet wgsp-filter-<name>``, one base chain on the hook."""
 
     @staticmethod
     def table(set_name):
-        return "wgsp_f_%s" % set_name
+        return "wgsp-filter-%s" % set_name
+
+    @staticmethod
+    def legacy_tables(set_name):
+        """The old name ``wgsp_f_<name>`` (it was also wg_dnat set ``f_<name>``'s old name)."""
+        return ["wgsp_f_%s" % set_name]
 
     @staticmethod
     def comment(set_name):

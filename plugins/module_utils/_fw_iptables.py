@@ -182,6 +182,21 @@ class IptablesBackend:
     # The comment every rule and jump of the set carries: a jump without it is not ours.
     marker = staticmethod(comment)
 
+    def foreign(self, installed):
+        """Chains of the set's names holding rules of which none carries the set's owner mark.
+
+        Such a chain was not written by this set (an admin's, or another tool's): it is not replaced
+        or deleted. An empty chain has nothing to lose; a hand-added rule next to marked ones is
+        repaired like any drift.
+        """
+        mark = self.marker(installed.set_name)
+        found = []
+        for scope, chain in sorted(installed.chains):
+            rules = [r for (s, c, r) in installed.entries if (s, c) == (scope, chain)]
+            if rules and not any(mark in rule for rule in rules):
+                found.append("%s chain %s holds %d rule(s), none with owner mark %s" % (scope, chain, len(rules), mark))
+        return found
+
     def installed(self, set_name):
         """Our chains, their rules and our jumps; ``facts["foreign_jumps"]`` lists the jumps into our
         chains that others made, ``facts["jump_positions"]`` each jump's 1-based place in its chain."""

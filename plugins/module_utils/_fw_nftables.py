@@ -3,11 +3,18 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """nftables backend of ``wg_dnat``: one owned ``inet`` table per set, replaced atomically.
 
-Table ``inet wgsp_<set>`` holds three base chains: ``prerouting`` (nat, priority dstnat: LOG and
+Table ``inet wgsp-dnat-<set>`` holds three base chains: ``prerouting`` (nat, priority dstnat: LOG and
 DNAT), ``postrouting`` (nat, priority srcnat: MASQUERADE) and ``forward`` (filter, priority
 filter: exact accepts and the REJECT of other sources). Rules are rendered as ``nft list table``
 prints them (counters are stripped before comparing). A change is one ``nft -f`` transaction
 that creates the table if missing, deletes it and re-adds it, after ``nft -c -f`` validated it.
+
+Ownership: the table carries the comment ``wgsp:<set>`` (its owner mark). A table of the set's name
+with another mark (or none) is not replaced or deleted: the run is refused before any change. The
+table was called ``inet wgsp_<set>`` before, which collided with wg_filter's ``wgsp_f_<set>``
+(a wg_dnat set ``f_x`` and a wg_filter set ``x``); no name of the ``wgsp-dnat-``/``wgsp-filter-``
+scheme can equal an old name. A table under the old name that carries this set's mark is deleted
+(by handle) in the transaction that writes the new one.
 
 Note: an accept in this table does not override a drop in another table (e.g. iptables-nft's
 FORWARD DROP set by Docker); that is why the ``auto`` backend prefers iptables on Docker hosts.
@@ -36,7 +43,10 @@ _DEFAULT_BURST_RE = re.compile(r"(\blimit rate (?:over )?\d+/(?:second|minute|ho
 
 
 def table_name(set_name):
-    return "wgsp_%s" % set_name
+    return "wgsp-dnat-%s" % set_name
+
+
+_HANDLE_RE = re.compile(r"^table \S+ \S+ \{ # handle (\d+)$")
 
 
 def _net(text):
@@ -158,6 +168,11 @@ class NftablesBackend:
         return table_name(set_name)
 
     @staticmethod
+    def legacy_tables(set_name):
+        """Names this set's table had before (``wgsp_<set>`` collided with wg_filter's ``wgsp_f_<set>``)."""
+        return ["wgsp_%s" % set_name]
+
+    @staticmethod
     def comment(set_name):
         return "wgsp:%s" % set_name
 
@@ -168,20 +183,59 @@ class NftablesBackend:
     def available(self, family=4):
         return bool(self.which("nft"))
 
-    def installed(self, set_name):
-        state = Installed(self.name, set_name)
-        if not self.available():
-            return state
-        table = self.table(set_name)
-        rc, out, err = self.runner.run(["nft", "list", "table", "inet", table], check=False)
+    def _list(self, table):
+        """``nft -a list table inet <table>`` -> ``(handle, headers, rules, comment)``; ``None`` when absent."""
+        rc, out, err = self.runner.run(["nft", "-a", "list", "table", "inet", table], check=False)
         if rc != 0:
             if "No such file or directory" in err or "does not exist" in err:
-                return state
-            self.runner.run(["nft", "list", "table", "inet", table])  # raises with the details
+                return None
+            self.runner.run(["nft", "-a", "list", "table", "inet", table])  # raises with the details
+        handle = None
+        for line in out.splitlines():
+            match = _HANDLE_RE.match(line.strip())
+            if match:
+                handle = int(match.group(1))
+                break
         headers, rules, table_comment = parse_table(out)
-        scope = "inet %s" % table
+        return handle, headers, rules, table_comment
+
+    def foreign(self, installed):
+        """The set's table when it does not carry this set's owner mark (its comment): not ours to touch."""
+        if not installed.extra.get("table"):
+            return []
+        found, want = installed.extra.get("comment"), self.comment(installed.set_name)
+        if found == want:
+            return []
+        text = "table inet %s has owner mark %s, not %s" % (self.table(installed.set_name), repr(found), repr(want))
+        return [text]
+
+    def installed(self, set_name):
+        state = Installed(self.name, set_name)
+        state.extra["legacy"] = []
+        if not self.available():
+            return state
+        # A table this set wrote under an old name (recognised by its owner mark) is read as part of
+        # the set: the next change deletes it (by handle, in the same transaction). A table of that
+        # name with another mark is someone else's and is left alone.
+        for old in self.legacy_tables(set_name):
+            listing = self._list(old)
+            if listing is None or listing[3] != self.comment(set_name):
+                continue
+            handle, headers, rules, _comment = listing
+            state.extra["legacy"].append((old, handle))
+            self._add(state, "inet %s" % old, headers, rules)
+        table = self.table(set_name)
+        listing = self._list(table)
+        if listing is None:
+            return state
+        _handle, headers, rules, table_comment = listing
         state.extra["comment"] = table_comment
         state.extra["table"] = True
+        self._add(state, "inet %s" % table, headers, rules)
+        return state
+
+    @staticmethod
+    def _add(state, scope, headers, rules):
         for chain, header in headers.items():
             state.chains[(scope, chain)] = header
         for chain, line, counters in rules:
@@ -191,7 +245,6 @@ class NftablesBackend:
                 mapping = parse_mapping(line)
                 if mapping:
                     state.mappings.add(mapping)
-        return state
 
     def render(self, set_name, rules, installed=None):
         desired = Desired(self.name, set_name)
@@ -229,18 +282,30 @@ class NftablesBackend:
     def plan(self, installed, desired):
         plan = Plan(self.name, desired.set_name)
         table = "inet %s" % self.table(desired.set_name)
+        scope_of = dict((name, "inet %s" % name) for name, _handle in installed.extra.get("legacy", []))
+        own = [e for e in installed.entries if e[0] == table]
+        payload = ""
         if not desired.present:
-            if installed.present or installed.extra.get("table"):
-                plan.actions.append("delete table %s (%d rules)" % (table, len(installed.entries)))
-                plan.payloads.append(("inet", "delete table %s\n" % table))
-            return plan
-        same = (by_chain(installed.entries) == by_chain(desired.entries) and installed.chains == desired.chains
-                and installed.extra.get("comment") == self.comment(desired.set_name))
-        if not same:
-            plan.actions.append("%s table %s (%d rules, was %d)" % (
-                "replace" if installed.extra.get("table") else "create", table,
-                len(desired.entries), len(installed.entries)))
-            plan.payloads.append(("inet", self.render_file(desired.set_name, desired)))
+            if installed.extra.get("table"):
+                plan.actions.append("delete table %s (%d rules)" % (table, len(own)))
+                payload += "delete table %s\n" % table
+        else:
+            same = (by_chain(own) == by_chain(desired.entries)
+                    and dict((k, v) for k, v in installed.chains.items() if k[0] == table) == desired.chains
+                    and installed.extra.get("comment") == self.comment(desired.set_name))
+            if not same:
+                plan.actions.append("%s table %s (%d rules, was %d)" % (
+                    "replace" if installed.extra.get("table") else "create", table,
+                    len(desired.entries), len(own)))
+                payload += self.render_file(desired.set_name, desired)
+        for name, handle in installed.extra.get("legacy", []):
+            # by handle: exactly the table whose owner mark was read, in the same transaction
+            count = len([e for e in installed.entries if e[0] == scope_of[name]])
+            plan.actions.append("delete table inet %s (this set's old table name, %d rules)" % (name, count))
+            payload += ("delete table inet handle %d\n" % handle if handle is not None
+                        else "delete table inet %s\n" % name)
+        if payload:
+            plan.payloads.append(("inet", payload))
         return plan
 
     def apply(self, plan):

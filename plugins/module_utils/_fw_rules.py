@@ -18,10 +18,12 @@ import re
 import socket
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ANY_NETWORKS,
     ValidationError,
     WgspError,
-    check_cidr,
+    address_text,
     check_dnat_target,
+    check_match_networks,
     check_docker_name,
     check_ifname,
     check_no_control,
@@ -225,7 +227,7 @@ def validate_rule(field, raw, defaults, networks=()):
     if (address is None) == (container is None):
         raise ValidationError(field, "needs exactly one of to_address or to_container")
     if address is not None:
-        address = str(check_dnat_target(field + ".to_address", address, networks))
+        address = address_text(check_dnat_target(field + ".to_address", address, networks))
     else:
         check_docker_name(field + ".to_container", container)
     in_if = _pick(raw, "in_interface", defaults)
@@ -234,15 +236,7 @@ def validate_rule(field, raw, defaults, networks=()):
     out_if = _pick(raw, "out_interface", defaults)
     if out_if is not None:
         out_if = check_ifname(field + ".out_interface", out_if)
-    sources_raw = _pick(raw, "sources", defaults) or []
-    if isinstance(sources_raw, str):
-        sources_raw = [sources_raw]
-    sources = []
-    for i, src in enumerate(sources_raw):
-        net = check_cidr("%s.sources[%d]" % (field, i), src)
-        text = str(net.network)
-        if text not in sources:
-            sources.append(text)
+    sources = check_match_networks(field + ".sources", _pick(raw, "sources", defaults) or [])
     masquerade = bool(_pick(raw, "masquerade", defaults))
     log = bool(_pick(raw, "log", defaults))
     return RuleSpec(field, protos, in_if, port, address, container, to_port, out_if, masquerade,
@@ -257,8 +251,10 @@ def build_rule(spec, address, network=None, index=None):
             raise ValidationError(
                 "%s.sources[%d]" % (spec.field, i),
                 "%s is IPv%d but the target %s is IPv%d" % (src, ipaddress.ip_network(src).version, address, family))
+    # a /0 source is every source: the rule is not limited (no source match, no REJECT of others).
+    sources = () if any(src in ANY_NETWORKS for src in spec.sources) else spec.sources
     return Rule(spec.protos, spec.in_interface, spec.port, address, spec.to_port, spec.out_interface,
-                spec.masquerade, spec.sources, spec.log, container=spec.container, network=network,
+                spec.masquerade, sources, spec.log, container=spec.container, network=network,
                 index=index)
 
 
@@ -315,9 +311,7 @@ def check_defaults(defaults):
     for key in ("in_interface", "out_interface"):
         if defaults.get(key) is not None:
             check_ifname(key, defaults[key])
-    sources = defaults.get("sources") or []
-    for i, src in enumerate([sources] if isinstance(sources, str) else sources):
-        check_cidr("sources[%d]" % i, src)
+    check_match_networks("sources", defaults.get("sources") or [])
 
 
 def validate_specs(rules=None, compact_rules=None, defaults=None, protect_ports=None, listen_ports=None,
@@ -345,7 +339,7 @@ def resolve_specs(specs, resolver=None):
             if resolver is None:
                 raise WgspError("%s: to_container needs the Docker API, but no resolver is available" % spec.field)
             address, network = resolver(spec.container)
-            check_dnat_target(spec.field + ".to_container", address)
+            address = address_text(check_dnat_target(spec.field + ".to_container", address))
         else:
             address, network = spec.to_address, None
         rule = build_rule(spec, address, network, index=spec.field)

@@ -28,10 +28,19 @@ description:
     The complete chains are rendered, compared with C(iptables-save) and changed in one
     C(iptables-restore --noflush) transaction per address family (IPv4 and IPv6 are two
     transactions: C(iptables-restore) and C(ip6tables-restore)), after C(--test) validated both."
-  - "nftables backend: one table C(inet wgsp_<name>), replaced in one C(nft -f) transaction after
-    C(nft -c) validated it. An accept in this table cannot override a drop in another table."
+  - "nftables backend: one table C(inet wgsp-dnat-<name>) (comment C(wgsp:<name>), its owner mark),
+    replaced in one C(nft -f) transaction after C(nft -c) validated it. An accept in this table cannot
+    override a drop in another table. A table named C(inet wgsp_<name>) (its earlier name, which
+    collided with M(wgsp.service_proxy.wg_filter)'s tables) that carries this set's owner mark is
+    deleted in the same transaction."
+  - A chain or table of the set's name that does not carry the set's owner mark (iptables - a chain
+    with rules none of which has the comment C(wgsp:<name>); nftables - a table whose comment differs)
+    is never replaced or deleted; the run fails before any change, naming it.
   - After a rule's target changed or a rule was removed, the conntrack entries of the old mapping are
-    deleted (C(conntrack -D)), so existing UDP flows do not keep the old target.
+    deleted (C(conntrack -D)), so existing UDP flows do not keep the old target. Only this set's
+    flows are deleted - for a rule with an O(in_interface), those whose original destination is an
+    address of that interface (another set may forward the same port to the same target from
+    another interface)."
   - "Migration from the original project's C(.env) files: C(WG_DOCKER_ALLOWED_HOSTS) entries
     (C(name[:proto]:port)) go to O(compact_rules) with O(in_interface=wg0); C(WG_PUBLIC_PORTS)
     entries (C(public_port:wg_ip:port)) go to O(compact_rules) with O(in_interface) set to the public
@@ -120,7 +129,10 @@ options:
         description: Rewrite the source of the forwarded traffic (replies then return through this host).
         type: bool
       sources:
-        description: Source CIDRs allowed to use the rule; others are rejected in the forward path. Empty = anyone.
+        description:
+          - Source CIDRs allowed to use the rule; others are rejected in the forward path. Empty = anyone.
+          - V(0.0.0.0/0) or V(::/0) also means anyone (no source match is installed). Host bits are
+            cleared. IPv4-mapped IPv6 addresses (V(::ffff:192.0.2.1)) are refused; write the IPv4 form.
         type: list
         elements: str
       log:

@@ -28,9 +28,15 @@ description:
     policy. Every rule carries the comment C(wgsp-f:<name>). The chains never collide with a
     M(wgsp.service_proxy.wg_dnat) set of the same name (C(-PRE), C(-POST), C(-FWD)). Changes go in
     one C(iptables-restore --noflush) per family after C(--test) validated both."
-  - "nftables backend: table C(inet wgsp_f_<name>) with one base chain on the hook whose rules
-    all match the interface(s), replaced in one C(nft -f) transaction after C(nft -c). A drop in
-    this table is final; an accept here does not override a drop in another table."
+  - "nftables backend: table C(inet wgsp-filter-<name>) (comment C(wgsp-f:<name>), its owner mark;
+    never the same name as a M(wgsp.service_proxy.wg_dnat) table, C(inet wgsp-dnat-<name>)) with one
+    base chain on the hook whose rules all match the interface(s), replaced in one C(nft -f)
+    transaction after C(nft -c). A drop in this table is final; an accept here does not override a
+    drop in another table. A table named C(inet wgsp_f_<name>) (its earlier name) that carries
+    this set's owner mark is deleted in the same transaction."
+  - A chain or table of the set's name that does not carry the set's owner mark (iptables - a chain
+    with rules none of which has the comment C(wgsp-f:<name>); nftables - a table whose comment
+    differs) is never replaced or deleted; the run fails before any change, naming it.
 author:
   - wgsp.service_proxy contributors (@wgsp)
 requirements:
@@ -98,12 +104,16 @@ options:
         description: Destination port V(N) or range V(N-M); omit for any port. Not allowed with V(icmp).
         type: raw
       sources:
-        description: Source CIDRs; empty = any. One entry uses one address family.
+        description:
+          - Source CIDRs; empty = any. One entry uses one address family.
+          - V(0.0.0.0/0) (V(::/0)) means any IPv4 (IPv6) address; the entry then applies to that family
+            only, with no address match installed. Host bits are cleared. IPv4-mapped IPv6 addresses
+            (V(::ffff:192.0.2.1)) are refused; write the IPv4 form.
         type: list
         elements: str
         default: []
       destinations:
-        description: Destination CIDRs; empty = any.
+        description: Destination CIDRs; empty = any. The same forms as O(allow[].sources).
         type: list
         elements: str
         default: []

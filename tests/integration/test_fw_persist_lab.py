@@ -34,7 +34,7 @@ WIPE = {
                 "for c in PRE POST FWD; do t=nat; [ $c = FWD ] && t=filter; "
                 "  iptables -t $t -F WGSP-PUBLIC-$c; iptables -t $t -X WGSP-PUBLIC-$c; "
                 "  ip6tables -t $t -F WGSP-PUBLIC-$c; ip6tables -t $t -X WGSP-PUBLIC-$c; done",
-    "nftables": "nft delete table inet wgsp_public",
+    "nftables": "nft delete table inet wgsp-dnat-public",
 }
 
 

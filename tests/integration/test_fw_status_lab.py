@@ -51,8 +51,8 @@ def test_drift_appears_on_hand_deletion_and_goes_after_reapply(lab, backend):
         line = host.run("iptables -t nat -S WGSP-PUBLIC-PRE | grep -- '--dport 80'").stdout.strip()
         host.run("iptables -t nat " + line.replace("-A ", "-D ", 1))
     else:
-        handle = host.run("nft -a list chain inet wgsp_public prerouting | grep 'dport 80' | sed 's/.*# handle //'").stdout.strip()
-        host.run(["nft", "delete", "rule", "inet", "wgsp_public", "prerouting", "handle", handle])
+        handle = host.run("nft -a list chain inet wgsp-dnat-public prerouting | grep 'dport 80' | sed 's/.*# handle //'").stdout.strip()
+        host.run(["nft", "delete", "rule", "inet", "wgsp-dnat-public", "prerouting", "handle", handle])
     before = snapshot(host)
     drifted = status(host, "wg_dnat", params)
     assert drifted["in_sync"] is False and drifted["present"]

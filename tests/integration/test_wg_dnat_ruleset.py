@@ -98,12 +98,12 @@ def test_nftables_lifecycle(lab):
     assert check["changed"] and check["backend"] == "nftables" and snapshot(host) == clean
     assert host.module("wg_dnat", dict(PUBLIC, backend="auto"))["changed"]
     applied = snapshot(host)
-    assert "table inet wgsp_public" in applied and "tcp dport 22 accept" in applied
+    assert "table inet wgsp-dnat-public" in applied and "tcp dport 22 accept" in applied
     second = host.module("wg_dnat", dict(PUBLIC, backend="auto"))
     assert second["changed"] is False and second["applied"] is False
     assert snapshot(host) == applied
     # a hand edit inside our table is repaired
-    host.run("nft insert rule inet wgsp_public forward tcp dport 9 accept")
+    host.run("nft insert rule inet wgsp-dnat-public forward tcp dport 9 accept")
     assert host.module("wg_dnat", dict(PUBLIC, backend="auto"))["changed"]
     assert snapshot(host) == applied
     assert host.module("wg_dnat", {"name": "public", "state": "absent", "backend": "nftables"})["changed"]
@@ -119,8 +119,8 @@ def test_switching_backend_removes_the_other_backends_leftovers(lab):
     clean = snapshot(host)
     assert host.module("wg_dnat", dict(PUBLIC, backend="nftables"))["changed"]
     moved = host.module("wg_dnat", dict(PUBLIC, backend="iptables"))
-    assert any(a.startswith("nftables: delete table inet wgsp_public") for a in moved["plan"])
-    assert "wgsp_public" not in host.run("nft list ruleset").stdout
+    assert any(a.startswith("nftables: delete table inet wgsp-dnat-public") for a in moved["plan"])
+    assert "wgsp-dnat-public" not in host.run("nft list ruleset").stdout
     host.module("wg_dnat", {"name": "public", "state": "absent", "backend": "iptables"})
     assert "wgsp" not in snapshot(host).lower()
     assert snapshot(host) == clean  # nothing of either backend is left, not even an empty chain or table

@@ -124,7 +124,7 @@ def test_persisted_filter_script_restores_the_set(lab):
     path = "/etc/wg-service-proxy/wg0-isolate.rules"
     for backend, wipe in (("iptables", "iptables -D FORWARD -i wg0 -o wg0 -m comment --comment wgsp-f:isolate "
                                        "-j WGSP-ISOLATE-FLT; iptables -F WGSP-ISOLATE-FLT; iptables -X WGSP-ISOLATE-FLT"),
-                          ("nftables", "nft delete table inet wgsp_f_isolate")):
+                          ("nftables", "nft delete table inet wgsp-filter-isolate")):
         args = dict(HUB, backend=backend, persist_path=path)
         assert host.module("wg_filter", args)["changed"]
         applied = snapshot(host, backend)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet, conntrack_commands
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import (
     NftablesBackend,
@@ -15,7 +15,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules impor
 
 def listing(desired_file):
     """What `nft list table` prints after loading our file (counters added, tabs, blank lines)."""
-    body = desired_file.split("delete table inet wgsp_pub\n", 1)[1]
+    body = desired_file.split("delete table inet wgsp-dnat-pub\n", 1)[1]
     out = []
     for line in body.splitlines():
         out.append(line.replace("counter ", "counter packets 7 bytes 420 "))
@@ -32,8 +32,8 @@ class FakeRunner:
 
     def run(self, argv, data=None, check=True):
         self.calls.append((list(argv), data))
-        if argv[:2] == ["nft", "list"]:
-            if self.table is None:
+        if argv[:2] == ["nft", "list"] or argv[:3] == ["nft", "-a", "list"]:
+            if self.table is None or argv[-1] != "wgsp-dnat-pub":
                 return 1, "", "Error: No such file or directory; did you mean table 'x'?"
             return 0, self.table, ""
         if argv[:2] == ["nft", "-c"]:
@@ -41,12 +41,17 @@ class FakeRunner:
                 raise CommandError("nft failed", argv, 1, "", "syntax error")
             return 0, "", ""
         if argv[:2] == ["nft", "-f"]:
-            self.table = listing(data) if "table inet wgsp_pub {\n\tcomment" in data else None
+            self.table = listing(data) if "table inet wgsp-dnat-pub {\n\tcomment" in data else None
             return 0, "", ""
         if argv[0] == "iptables-save" or argv[0] == "ip6tables-save":
             return 0, "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", ""
         if argv[0] == "conntrack":
             return 0, "", ""
+        if argv[0] == "ip" and argv[-2:-1] == ["dev"]:  # ip -j -4|-6 addr show dev IF
+            fam = "inet" if argv[2] == "-4" else "inet6"
+            addr = "192.0.2.1" if fam == "inet" else "fd00:1::1"
+            return 0, '[{"ifname": "%s", "addr_info": [{"family": "%s", "local": "%s", "prefixlen": 24}]}]' % (
+                argv[-1], fam, addr), ""
         raise AssertionError(argv)
 
     def writes(self):
@@ -77,7 +82,7 @@ def test_render_exact():
 
 
 def test_parse_table_and_mapping():
-    text = ('table inet wgsp_pub { # handle 5\n\tcomment "wgsp:pub"\n\tchain prerouting { # handle 1\n'
+    text = ('table inet wgsp-dnat-pub { # handle 5\n\tcomment "wgsp:pub"\n\tchain prerouting { # handle 1\n'
             '\t\ttype nat hook prerouting priority dstnat; policy accept;\n'
             '\t\tmeta nfproto ipv4 tcp dport 80 counter packets 2 bytes 120 dnat ip to 10.7.0.2:8080 comment "wgsp:pub" # handle 4\n'
             '\t}\n}\n')
@@ -95,10 +100,10 @@ def test_create_idempotent_change_absent():
     desired = normalise([{"port": 80, "to_address": "10.7.0.2"}, {"proto": "udp", "port": 53, "to_address": "10.7.0.2"}],
                         defaults=PUBLIC)
     result = rs.run(desired)
-    assert result["changed"] and result["plan"] == ["create table inet wgsp_pub (10 rules, was 0)"]
+    assert result["changed"] and result["plan"] == ["create table inet wgsp-dnat-pub (10 rules, was 0)"]
     files = [d for a, d in runner.calls if a[:2] == ["nft", "-f"]]
     assert len(files) == 1
-    assert files[0].startswith("table inet wgsp_pub {\n}\ndelete table inet wgsp_pub\ntable inet wgsp_pub {\n")
+    assert files[0].startswith("table inet wgsp-dnat-pub {\n}\ndelete table inet wgsp-dnat-pub\ntable inet wgsp-dnat-pub {\n")
     assert [a for a, _d in runner.calls if a[0] == "nft" and "-f" in a] == [["nft", "-c", "-f", "/dev/stdin"], ["nft", "-f", "/dev/stdin"]]
     runner.calls = []
     assert not rs.run(desired)["changed"]
@@ -107,10 +112,12 @@ def test_create_idempotent_change_absent():
     changed = normalise([{"port": 80, "to_address": "10.7.0.2"}, {"proto": "udp", "port": 53, "to_address": "10.7.0.3"}],
                         defaults=PUBLIC)
     result = rs.run(changed)
-    assert result["plan"] == ["replace table inet wgsp_pub (10 rules, was 10)"]
-    assert result["conntrack"] == [["conntrack", "-D", "-f", "ipv4", "-p", "udp", "--orig-port-dst", "53", "--dst-nat", "10.7.0.2"]]
+    assert result["plan"] == ["replace table inet wgsp-dnat-pub (10 rules, was 10)"]
+    # only the flows that arrived for eth0's address (this set's in_interface)
+    assert result["conntrack"] == [["conntrack", "-D", "-f", "ipv4", "-p", "udp", "--orig-dst", "192.0.2.1",
+                                    "--orig-port-dst", "53", "--dst-nat", "10.7.0.2"]]
     result = rs.run([], state="absent")
-    assert result["plan"] == ["delete table inet wgsp_pub (10 rules)"] and runner.table is None
+    assert result["plan"] == ["delete table inet wgsp-dnat-pub (10 rules)"] and runner.table is None
     assert not rs.run([], state="absent")["changed"]
 
 
@@ -129,7 +136,7 @@ def test_hand_edit_is_repaired():
     desired = normalise([{"port": 80, "to_address": "10.7.0.2"}])
     rs.run(desired)
     runner.table = runner.table.replace("\t\tmeta nfproto ipv4 tcp dport 80", "\t\ttcp dport 22 accept\n\t\tmeta nfproto ipv4 tcp dport 80")
-    assert rs.run(desired)["plan"] == ["replace table inet wgsp_pub (3 rules, was 4)"]
+    assert rs.run(desired)["plan"] == ["replace table inet wgsp-dnat-pub (3 rules, was 4)"]
 
 
 def test_conntrack_commands_for_ranges():
@@ -145,3 +152,31 @@ def test_installed_counters():
     rs.run(normalise([{"port": 80, "to_address": "10.7.0.2"}]))
     counted = NftablesBackend(runner, which=which).installed("pub").rules_with_counters()
     assert counted[0]["packets"] == 7 and counted[0]["chain"] == "prerouting"
+
+
+def test_conntrack_commands_only_for_the_interface_addresses():
+    addresses = {("eth1", 4): ["192.0.2.1", "192.0.2.9"], ("eth1", 6): ["fd00:1::1"]}
+
+    def lookup(ifname, family):
+        return addresses.get((ifname, family), [])
+
+    assert conntrack_commands([(4, "tcp", "eth1", (80, 80), "10.7.0.2", (80, 80))], lookup) == [
+        ["conntrack", "-D", "-f", "ipv4", "-p", "tcp", "--orig-dst", a, "--orig-port-dst", "80", "--dst-nat", "10.7.0.2"]
+        for a in ("192.0.2.1", "192.0.2.9")]
+    assert conntrack_commands([(6, "udp", "eth1", (1, 1000), "fd00::2", (1, 1000))], lookup) == [
+        ["conntrack", "-D", "-f", "ipv6", "-p", "udp", "--orig-dst", "fd00:1::1", "--dst-nat", "fd00::2"]]
+    # an interface without an address: nothing of this set can be told apart, nothing is deleted
+    assert conntrack_commands([(4, "tcp", "wg9", (80, 80), "10.7.0.2", (80, 80))], lookup) == []
+
+
+def test_a_table_of_the_sets_name_with_another_owner_mark_is_refused():
+    runner = FakeRunner()
+    rs = RuleSet(runner, "pub", "nftables", which=which)
+    rs.run(normalise([{"port": 80, "to_address": "10.7.0.2"}]))
+    runner.table = runner.table.replace('comment "wgsp:pub"\n', 'comment "admin"\n', 1)
+    runner.calls = []
+    for state in ("present", "absent"):
+        with pytest.raises(WgspError) as err:
+            rs.run(normalise([{"port": 81, "to_address": "10.7.0.2"}]), state=state)
+        assert "inet wgsp-dnat-pub has owner mark 'admin', not 'wgsp:pub'" in err.value.msg
+    assert runner.writes() == []

@@ -78,7 +78,7 @@ def test_nft_script_loads_the_table_replace_file(tmp_path):
     text = open(path).read()
     body = text.split("nft -f - <<'%s'\n" % HEREDOC, 1)[1].rsplit(HEREDOC + "\n", 1)[0]
     assert body == rs.backend.render_file("pub", rs.desired)
-    assert body.startswith("table inet wgsp_pub {\n}\ndelete table inet wgsp_pub\n")
+    assert body.startswith("table inet wgsp-dnat-pub {\n}\ndelete table inet wgsp-dnat-pub\n")
 
 
 def test_check_mode_and_absent(tmp_path):

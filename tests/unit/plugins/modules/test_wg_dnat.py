@@ -18,7 +18,7 @@ def run_module(monkeypatch, args, check_mode=False, diff=False, nft=False):
             return 0, EMPTY_SAVE, ""
         if argv[0] == "wg":
             return 0, "wg0\t51820\n", ""
-        if argv[:2] == ["nft", "list"]:
+        if argv[:2] == ["nft", "list"] or argv[:3] == ["nft", "-a", "list"]:
             return 1, "", "Error: No such file or directory"
         return 0, "", ""
 
