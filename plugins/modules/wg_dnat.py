@@ -291,6 +291,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
     RuleSet,
+    check_persist,
     module_output,
     persist_rule_set,
 )
@@ -343,10 +344,12 @@ def main():
         # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
         rules = dnat_rules(params, runner, lambda p: _resolver(module, p), networks=local_networks())
         ruleset = RuleSet(runner, params["name"], params["backend"])
+        # every file persist_path involves is checked before the firewall changes
+        scripts = check_persist("wg_dnat", params["name"], params["persist_path"], params["state"])
         result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
                              conntrack=params["flush_conntrack"])
         persisted = persist_rule_set("wg_dnat", ruleset, params["persist_path"], params["state"],
-                                     check_mode=module.check_mode)
+                                     check_mode=module.check_mode, scripts=scripts)
     except WgspError as exc:
         fail_from_error(module, exc)
     output = module_output(result, persisted, "set %s" % params["name"], module._diff)

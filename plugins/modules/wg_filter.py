@@ -216,6 +216,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
     RuleSet,
+    check_persist,
     module_output,
     persist_rule_set,
 )
@@ -236,9 +237,11 @@ def main():
         # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
         rules = filter_rules(params)
         ruleset = RuleSet(runner, params["name"], params["backend"], kind="filter")
+        # every file persist_path involves is checked before the firewall changes
+        scripts = check_persist("wg_filter", params["name"], params["persist_path"], params["state"])
         result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode, conntrack=False)
         persisted = persist_rule_set("wg_filter", ruleset, params["persist_path"], params["state"],
-                                     check_mode=module.check_mode)
+                                     check_mode=module.check_mode, scripts=scripts)
     except WgspError as exc:
         fail_from_error(module, exc)
     output = module_output(result, persisted, "filter set %s" % params["name"], module._diff)

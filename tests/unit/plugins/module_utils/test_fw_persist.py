@@ -12,7 +12,6 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params impo
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_persist import (
     HEREDOC,
     iptables_script,
-    persist,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import normalise
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
@@ -35,7 +34,7 @@ def test_iptables_script_restores_own_chains_and_checks_each_jump(tmp_path):
     path = str(tmp_path / "pub.rules")
     result = persist_rule_set("wg_dnat", rs, path, "present")
     text = open(path).read()
-    assert result["changed"] and result["after"] == text and text.startswith("#!/bin/sh\n")
+    assert result["changed"] and result["diff"][0]["after"] == text and text.startswith("#!/bin/sh\n")
     assert "set -e\n" in text
     assert text.count("iptables-restore -w --noflush <<'%s'\n" % HEREDOC) == 1
     assert text.count("ip6tables-restore -w --noflush <<'%s'\n" % HEREDOC) == 1
@@ -85,7 +84,7 @@ def test_check_mode_and_absent(tmp_path):
     rs = planned(FakeRunner(), "iptables")
     path = str(tmp_path / "sub" / "pub.rules")
     result = persist_rule_set("wg_dnat", rs, path, "present", check_mode=True)
-    assert result["changed"] and not os.path.exists(path) and result["before"] == ""
+    assert result["changed"] and not os.path.exists(path) and result["diff"][0]["before"] == ""
     persist_rule_set("wg_dnat", rs, path, "present")
     assert os.path.exists(path)
     assert persist_rule_set("wg_dnat", rs, path, "absent", check_mode=True)["changed"] and os.path.exists(path)
@@ -120,5 +119,7 @@ def test_bad_persist_path(bad):
 def test_persist_reports_write_errors(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(WgspError):
-        persist(str(blocker / "sub" / "x.rules"), "content\n")
+    rs = planned(FakeRunner(), "iptables")
+    with pytest.raises(ValidationError) as info:
+        persist_rule_set("wg_dnat", rs, str(blocker / "sub" / "x.rules"), "present")
+    assert info.value.field == "persist_path" and "is not a directory" in info.value.msg
