@@ -278,20 +278,3 @@ class BootScripts:
             raise WgspError("%s: cannot write or remove %s: %s" % (self.field, exc.filename or self.path,
                                                                   exc.strerror or exc), field=self.field)
         return result
-        try:
-            for path, before, after in writes:
-                # checked again right before the write: the file may have been replaced meanwhile
-                inspect(self.field, path, self.module_name, self.set_name)
-                atomic_write(path, after, mode, dir_mode=0o755)
-            for path, _before in removals:
-                if inspect(self.field, path, self.module_name, self.set_name) is not None:
-                    os.unlink(path)
-            if record != self.record_before:
-                if record is None:
-                    os.unlink(self.record_path)
-                else:
-                    atomic_write(self.record_path, record, 0o644, dir_mode=0o755)
-        except (IOError, OSError) as exc:
-            raise WgspError("%s: cannot write or remove %s: %s" % (self.field, exc.filename or self.path,
-                                                                  exc.strerror or exc), field=self.field)
-        return result
