@@ -275,6 +275,6 @@ class BootScripts:
                 else:
                     atomic_write(self.record_path, record, 0o644, dir_mode=0o755)
         except (IOError, OSError) as exc:
-            raise WgspError("%s: cannot write or remove %s: %s" % (self.field, exc.filename or self.path,
-                                                                  exc.strerror or exc), field=self.field)
+            raise WgspError("%s: cannot write or remove %s: %s"
+                            % (self.field, exc.filename or self.path, exc.strerror or exc), field=self.field)
         return result
