@@ -24,6 +24,7 @@ import re
 import shlex
 import socket
 import subprocess
+import tempfile
 
 
 class WgspError(Exception):
@@ -359,6 +360,24 @@ def check_abs_path(field, value):
         raise ValidationError(field, "must be an absolute path (got %s)" % describe(value))
     if text.endswith("/") or os.path.basename(text) in (".", ".."):
         raise ValidationError(field, "must name a file, not a directory (got %s)" % describe(value))
+    return check_path_limits(field, text)
+
+
+# Linux limits: one path component (NAME_MAX) and a whole path including its NUL (PATH_MAX).
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def check_path_limits(field, text):
+    """``text`` within the kernel's name limits, so writing it cannot fail with ENAMETOOLONG."""
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size >= PATH_MAX:
+        raise ValidationError(field, "must be shorter than %d bytes (PATH_MAX; got %d)" % (PATH_MAX, size))
+    for part in text.split("/"):
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise ValidationError(field, "each name in the path must be at most %d bytes (NAME_MAX); %s has %d"
+                                         % (NAME_MAX, describe(part), size))
     return text
 
 
@@ -393,6 +412,78 @@ def check_shell_line(field, value):
     if "#" in text:
         raise ValidationError(field, "must not contain '#': wg-quick treats the rest of the line as a comment")
     return str(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# files and directories the modules write (host side)
+
+
+def nearest_dir(path):
+    """The closest existing ancestor of ``path`` (``path``'s own directory when it exists)."""
+    current = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(current):
+        current = os.path.dirname(current)
+    return current
+
+
+def check_writable_dir(field, path):
+    """The directory of ``path`` exists and is writable, or can be created: its closest existing
+    ancestor is a directory on a writable file system. Checked before anything is changed."""
+    parent = nearest_dir(path)
+    if not os.path.isdir(parent):
+        raise ValidationError(field, "cannot create %s: %s is not a directory" % (os.path.dirname(path), parent))
+    read_only = bool(os.statvfs(parent).f_flag & getattr(os, "ST_RDONLY", 1))
+    if read_only or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValidationError(field, "cannot write %s: directory %s is not writable%s"
+                                     % (path, parent, " (read-only file system)" if read_only else ""))
+    return parent
+
+
+def make_dirs(directory, mode):
+    """Create ``directory`` and each missing parent with exactly ``mode``, whatever the umask
+    (``os.makedirs`` applies its mode to the last one only, and through the umask). Existing
+    directories are left as they are. Returns the directories created."""
+    missing = []
+    current = os.path.abspath(directory)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    created = []
+    for item in reversed(missing):
+        try:
+            os.mkdir(item, mode)
+        except OSError:
+            if not os.path.isdir(item):
+                raise
+            continue
+        os.chmod(item, mode)
+        created.append(item)
+    return created
+
+
+def atomic_write(path, content, mode, dir_mode=0o755):
+    """Write ``content`` to ``path`` with ``mode`` through a temporary file in the same directory
+    (created with ``dir_mode`` when missing) and one rename: readers see the old or the new file."""
+    directory = os.path.dirname(path)
+    make_dirs(directory, dir_mode)
+    # a short fixed prefix: the temporary name fits wherever a NAME_MAX-long target name does
+    fd, tmp = tempfile.mkstemp(prefix=".wgsp-", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def shell_quote(value):

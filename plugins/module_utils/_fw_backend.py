@@ -262,29 +262,40 @@ class RuleSet:
         return result
 
 
-def persist_rule_set(module_name, ruleset, path, state, check_mode=False):
-    """Write (``present``) or remove (``absent``) the set's boot script at ``path`` after ``run``.
-
-    Returns ``None`` without a path, else ``{path, changed, before, after}``.
-    """
-    if not path:
-        return None
+def check_persist(module_name, set_name, path, state):
+    """Check every file the set's boot script involves, before the firewall changes (``BootScripts``):
+    the path's syntax and name limits, that whatever is there is this set's own boot script, and
+    that the directories are writable. Raises ``ValidationError("persist_path")`` otherwise."""
     path = _fw_params.check_persist_path("persist_path", path)
+    return _fw_persist.BootScripts(module_name, check_set_name(set_name), path, state)
+
+
+def persist_rule_set(module_name, ruleset, path, state, check_mode=False, scripts=None):
+    """Write (``present``) or remove (``absent``) the set's boot script at ``path`` after ``run``;
+    ``absent`` also removes the boot scripts the set recorded, with or without ``path``.
+
+    ``scripts``: the ``check_persist`` result made before ``run`` (made here when not given).
+    Returns ``None`` when no file is involved, else ``{path, changed, removed, diff}``.
+    """
+    if scripts is None:
+        scripts = check_persist(module_name, ruleset.set_name, path, state)
     content = None
-    if state == "present":
+    if state == "present" and scripts.path:
         content = _fw_persist.render_script(module_name, ruleset.set_name, ruleset.backend, ruleset.desired)
-    return _fw_persist.persist(path, content, check_mode=check_mode)
+    return scripts.sync(content, check_mode=check_mode)
 
 
 def module_output(result, persisted, label, want_diff):
     """The result keys wg_dnat and wg_filter share: changed (rules or boot script), backend, plan,
-    applied, persist_path, and with ``want_diff`` a before/after of the set (plus the script's)."""
+    applied, persist_path, and with ``want_diff`` a before/after of the set (plus each boot script's
+    that changes: only this set's own files, whose content is ours)."""
     output = dict(
         changed=result["changed"] or bool(persisted and persisted["changed"]),
         backend=result["backend"],
         plan=result["plan"],
         applied=result["applied"],
-        persist_path=dict(path=persisted["path"], changed=persisted["changed"]) if persisted else None,
+        persist_path=dict(path=persisted["path"], changed=persisted["changed"],
+                          removed=persisted["removed"]) if persisted else None,
     )
     if want_diff:
         diff = dict(
@@ -293,9 +304,9 @@ def module_output(result, persisted, label, want_diff):
             before="".join(line + "\n" for line in result["before"]),
             after="".join(line + "\n" for line in result["after"]),
         )
-        if persisted and persisted["changed"]:
-            diff = [diff, dict(before_header=persisted["path"], after_header=persisted["path"],
-                               before=persisted["before"], after=persisted["after"])]
+        if persisted and persisted["diff"]:
+            diff = [diff] + [dict(before_header=item["path"], after_header=item["path"],
+                                  before=item["before"], after=item["after"]) for item in persisted["diff"]]
         output["diff"] = diff
     return output
 

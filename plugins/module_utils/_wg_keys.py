@@ -19,9 +19,8 @@ __metaclass__ = type
 import base64
 import binascii
 import os
-import tempfile
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError, atomic_write
 
 KEY_LEN = 32
 ZERO_KEY = base64.b64encode(b"\0" * KEY_LEN).decode("ascii")
@@ -146,32 +145,10 @@ def read_key_file(field, path):
         raise ValidationError(field, "file %s does not hold a WireGuard key (32 bytes of base64)" % path)
 
 
-def ensure_private_dir(path):
-    """Create the directory of ``path`` as 0700 when it is missing (an existing one is left alone)."""
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-        os.chmod(directory, 0o700)
-    return directory
-
-
 def write_secret_file(path, content):
-    """Write ``content`` to ``path`` as 0600 with an atomic rename in the same directory."""
-    directory = ensure_private_dir(path)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write ``content`` to ``path`` as 0600 with an atomic rename in the same directory; missing
+    directories are created 0700 (every one of them, whatever the umask)."""
+    atomic_write(path, content, 0o600, dir_mode=0o700)
 
 
 def write_key_file(path, key_b64):

@@ -46,7 +46,7 @@ def test_script_restores_a_wiped_set_and_is_idempotent(lab, backend, docker_user
         host.run("iptables -N DOCKER-USER; iptables -A DOCKER-USER -j RETURN; iptables -A FORWARD -j DOCKER-USER")
     params = dict(PUBLIC, backend=backend)
     check = host.module("wg_dnat", params, check_mode=True, diff=True)
-    assert check["changed"] and check["persist_path"] == {"path": PATH, "changed": True}
+    assert check["changed"] and check["persist_path"] == {"path": PATH, "changed": True, "removed": []}
     assert host.run(["test", "-e", PATH], check=False).returncode != 0
     assert isinstance(check["diff"], list) and check["diff"][1]["after"].startswith("#!/bin/sh\n")
 
@@ -58,7 +58,7 @@ def test_script_restores_a_wiped_set_and_is_idempotent(lab, backend, docker_user
     # the unchanged re-run does not rewrite the file
     mtime = host.run(["stat", "-c", "%Y.%y", PATH]).stdout
     again = host.module("wg_dnat", params)
-    assert again["changed"] is False and again["persist_path"] == {"path": PATH, "changed": False}
+    assert again["changed"] is False and again["persist_path"] == {"path": PATH, "changed": False, "removed": []}
     assert host.run(["stat", "-c", "%Y.%y", PATH]).stdout == mtime
 
     host.run(WIPE[backend])

@@ -4,7 +4,8 @@ wg-quick, the modules run the way Ansible runs them, the roles and playbooks thr
 For every hostile or borderline value the audit found accepted, the run must be refused with the
 option (or role variable) named, and the host must be byte-identical before and after: iptables and
 ip6tables rules, the nftables ruleset, links (``ip -d link``), addresses, routes of every table, the
-files under the private /etc/wireguard, /etc/wg-service-proxy and /run/wireguard, the wireguard-go
+files under the private /etc/wireguard, /etc/wg-service-proxy, /run/wireguard and
+/var/lib/wgsp-service-proxy, the wireguard-go
 processes - and no marker file a smuggled command would create.
 
 Items covered (issue 11): 1 (scope ids, shell lines: ``test_role_refuses_*``,
@@ -34,7 +35,7 @@ ip -d link show
 ip -br addr show
 ip route show table all
 ip -6 route show table all
-find /etc/wireguard /etc/wg-service-proxy /run/wireguard | sort | while read -r f; do
+find /etc/wireguard /etc/wg-service-proxy /run/wireguard /var/lib/wgsp-service-proxy | sort | while read -r f; do
   stat -c '%n %F %a %s' "$f"; [ -f "$f" ] && sha256sum "$f"; done
 true
 """

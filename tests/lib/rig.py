@@ -2,8 +2,8 @@
 
 Each ``Host`` is a holder process with its own network, mount and UTS namespaces. The mount
 namespace carries private tmpfs mounts on ``/run/wireguard`` (wireguard-go's control sockets),
-``/etc/wireguard`` and ``/etc/wg-service-proxy``, so two hosts can both run ``wg0`` without
-colliding. Hosts are wired with veth pairs, or through a ``switch``: a Linux bridge living in a
+``/etc/wireguard``, ``/etc/wg-service-proxy`` and ``/var/lib/wgsp-service-proxy``, so two hosts
+can both run ``wg0`` (or a rule set of one name) without colliding. Hosts are wired with veth pairs, or through a ``switch``: a Linux bridge living in a
 network namespace of its own (a bridge in the root namespace would be filtered by Docker's
 FORWARD DROP once dockerd runs).
 
@@ -23,7 +23,8 @@ import uuid
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 PYTHON = VENV_PYTHON if os.path.exists(VENV_PYTHON) else "python3"
-PRIVATE_DIRS = ("/run/wireguard", "/etc/wireguard", "/etc/wg-service-proxy")
+# /var/lib/wgsp-service-proxy: where wg_dnat/wg_filter record the boot scripts each set wrote
+PRIVATE_DIRS = ("/run/wireguard", "/etc/wireguard", "/etc/wg-service-proxy", "/var/lib/wgsp-service-proxy")
 
 
 class RigError(RuntimeError):

@@ -43,7 +43,7 @@ def test_check_mode_with_diff_and_persist(monkeypatch, tmp_path):
     rules_diff, file_diff = result["diff"]
     assert "WGSP-ISOLATE-FLT" in rules_diff["after"] and rules_diff["before"] == ""
     assert file_diff["after"].startswith("#!/bin/sh\n") and file_diff["before"] == ""
-    assert result["persist_path"] == {"path": path, "changed": True}
+    assert result["persist_path"] == {"path": path, "changed": True, "removed": []}
     assert result["filter"]["allow"] == [{"proto": "tcp", "port": 80, "sources": ["10.7.0.3/32"],
                                           "destinations": ["10.7.0.2/32"]}]
 
