@@ -63,6 +63,15 @@ def _check(var, entry, what, func, value, *args):
         raise AnsibleFilterError("%s: entry %r has an invalid %s: %s" % (var, entry, what, problem))
 
 
+def _entries(var, entries):
+    """A list variable's entries; a scalar or a dict there is an error naming ``var`` (not a TypeError)."""
+    if entries in (None, ""):
+        return []
+    if not isinstance(entries, (list, tuple)):
+        raise AnsibleFilterError("%s: must be a list of entries (got %r)" % (var, entries))
+    return entries
+
+
 def _port(var, entry, value):
     return _check(var, entry, "port", check_port, value)
 
@@ -101,7 +110,7 @@ def host_address(hostvars, host):
 def share_services(entries, var="share_client_services"):
     """``name[:proto]:port`` strings or dicts -> [{name, container, proto, port, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             name = entry.get("name") or entry.get("container")
             if not name:
@@ -130,7 +139,7 @@ def share_services(entries, var="share_client_services"):
 def host_services(entries, var="share_client_host_services"):
     """``proto:port`` or ``proto:port:target_port`` -> [{proto, port, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             proto, port = entry.get("proto"), entry.get("port")
             to_port = entry.get("to_port", port)
@@ -148,7 +157,7 @@ def host_services(entries, var="share_client_host_services"):
 def external_forwards(entries, var="share_client_external_forwards"):
     """``proto:port:ip:port`` -> [{proto, port, to_address, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             proto, port, addr, to_port = entry.get("proto"), entry.get("port"), entry.get("to_address"), entry.get("to_port")
         else:
@@ -185,7 +194,7 @@ def resolve_target(target, hostvars, var="target", proto=None):
 def access_services(entries, hostvars, var="proxy_client_access_services"):
     """ACCESS_SERVICES entries (``address:port``, ``host:service``, or ``proto:address:port``)."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         proto = None
         if isinstance(entry, dict):
             target = "%s:%s" % (entry.get("address") or entry.get("host"), entry.get("port") or entry.get("service"))
@@ -202,7 +211,7 @@ def access_services(entries, hostvars, var="proxy_client_access_services"):
 def public_ports(entries, hostvars, var="proxy_client_public_ports"):
     """WG_PUBLIC_PORTS entries ``[proto:]public_port:target`` -> [{proto, port, to_address, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             public = entry.get("port")
             target = entry.get("target") or "%s:%s" % (entry.get("to_address"), entry.get("to_port") or public)
@@ -305,7 +314,7 @@ def client_routes(addresses, destinations, var="extra_routes", address_var="addr
     addresses = addresses if isinstance(addresses, list) else [addresses]
     connected = [_check(address_var, None, address_var, check_interface_address, a).network for a in addresses if a]
     routes = []
-    for dest in destinations or []:
+    for dest in _entries(var, destinations):
         net = _check(var, dest, "route", check_cidr, dest).network
         if any(net.version == c.version and net.subnet_of(c) for c in connected):
             continue
@@ -377,7 +386,7 @@ def hosts_outside(addresses, network, var="addresses"):
     """Host CIDRs (/32, /128) of the ``addresses`` that are not inside ``network``."""
     net = _check("network", None, "network", check_cidr, network).network
     out = []
-    for i, addr in enumerate(addresses or []):
+    for i, addr in enumerate(_entries(var, addresses)):
         ip = _check(var, None, "%s[%d]" % (var, i), check_cidr, addr).ip
         if ip.version == net.version and ip in net:
             continue
@@ -394,7 +403,7 @@ def route_commands(routes, proto=87, var="routes"):
     wg-quick's own expansion to the (validated) interface name."""
     proto = _check(var, None, "proto", check_int, proto, *ROUTE_PROTO_RANGE)
     lines = []
-    for i, route in enumerate(routes or []):
+    for i, route in enumerate(_entries(var, routes)):
         dest = route.get("dest") if isinstance(route, dict) else route
         net = _check(var, None, "%s[%d].dest" % (var, i), check_cidr, dest).network
         family = "-6 " if net.version == 6 else ""
@@ -405,7 +414,7 @@ def route_commands(routes, proto=87, var="routes"):
 def boot_commands(paths, var="state_dir"):
     """wg-quick PostUp lines running the rule sets' boot scripts: ``sh <path>``, the path validated
     (the same rule as the modules' ``persist_path``) and quoted."""
-    return ["sh %s" % shell_quote(_check(var, None, var, check_script_path, path)) for path in paths or []]
+    return ["sh %s" % shell_quote(_check(var, None, var, check_script_path, path)) for path in _entries(var, paths)]
 
 
 # The kinds of the roles' variables, by the end of their name (wg_server_*, share_client_*, proxy_client_*).

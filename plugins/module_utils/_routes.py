@@ -50,7 +50,8 @@ class Route:
         self.family = net.version
         self.dest = str(net)
         self.table = int(table)
-        if metric is None:
+        if metric is None or (self.family == 6 and int(metric) == 0):
+            # the kernel stores an IPv6 route of metric 0 with 1024: compare (and report) what it keeps
             metric = V6_DEFAULT_METRIC if self.family == 6 else 0
         self.metric = int(metric)
         self.gateway = str(gateway) if gateway else None

@@ -64,7 +64,7 @@ options:
           - The kernel's V(local) table (C(255)) and C(0) are refused, by name and by number.
         type: raw
       metric:
-        description: Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6).
+        description: Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6; the kernel also stores an IPv6 metric of 0 as 1024).
         type: int
       gateway:
         description: Next hop address (same family as O(routes[].dest)); unset for a device route.
