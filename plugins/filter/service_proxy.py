@@ -95,15 +95,22 @@ def _address(var, entry, value):
     return str(_check(var, entry, "address", check_dnat_target, text))
 
 
-def host_address(hostvars, host):
-    """A client's tunnel address (no prefix) from its inventory vars."""
+def host_address(hostvars, host, version=None, needed_by=None):
+    """A client's tunnel address (no prefix) from its inventory vars: the first one, or the first of
+    IP ``version`` (4 or 6) when given; a host without an address of that family is an error naming
+    the variable that asked for it (``needed_by``) and the one to extend."""
     vars_ = hostvars[host]
     for var in ("share_client_address", "proxy_client_address", "wg_server_address"):
         cidr = vars_.get(var)
         if cidr:
-            addresses = cidr if isinstance(cidr, list) else [cidr]
-            return str(_check("%s.%s" % (host, var), None, "%s.%s" % (host, var), check_interface_address,
-                              addresses[0]).ip)
+            name = "%s.%s" % (host, var)
+            addresses = [_check(name, None, name, check_interface_address, c).ip
+                         for c in (cidr if isinstance(cidr, list) else [cidr])]
+            for address in addresses:
+                if version in (None, address.version):
+                    return str(address)
+            raise AnsibleFilterError("%s: an IPv%d target, but %s has no IPv%d tunnel address to reach it "
+                                     "through the hub (add one to %s)" % (needed_by or name, version, name, version, var))
     raise AnsibleFilterError("host %s has no share_client_address/proxy_client_address/wg_server_address" % host)
 
 
@@ -239,13 +246,16 @@ def hub_flows(proxies, hostvars):
     allow = []
     seen = set()
     for proxy in sorted(proxies or []):
-        source = host_address(hostvars, proxy)
         vars_ = hostvars[proxy]
-        targets = [(t["address"], t["port"], t["proto"]) for t in
-                   access_services(vars_.get("proxy_client_access_services", []), hostvars, var="%s.proxy_client_access_services" % proxy)]
-        targets += [(t["to_address"], t["to_port"], t["proto"]) for t in
-                    public_ports(vars_.get("proxy_client_public_ports", []), hostvars, var="%s.proxy_client_public_ports" % proxy)]
-        for address, port, proto in targets:
+        targets = []
+        for var, parse, to in (("proxy_client_access_services", access_services, "address"),
+                               ("proxy_client_public_ports", public_ports, "to_address")):
+            var = "%s.%s" % (proxy, var)
+            targets += [(t[to], t["to_port" if to == "to_address" else "port"], t["proto"], var)
+                        for t in parse(vars_.get(var.split(".", 1)[1], []), hostvars, var=var)]
+        for address, port, proto, var in targets:
+            # the proxy's own address of the target's family: a flow never mixes IPv4 and IPv6
+            source = host_address(hostvars, proxy, ipaddress.ip_address(address).version, needed_by=var)
             key = (source, address, port, proto)
             if key in seen:
                 continue

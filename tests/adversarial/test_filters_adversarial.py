@@ -118,17 +118,15 @@ PROXY_OPTIONS = {
 
 
 def mixed_families(allow):
-    """Found by this layer, not fixed here: hub_flows pairs a client's (first, IPv4) tunnel address with an
-    IPv6 target; wg_filter then refuses the entry (mixed families) when the hub applies it."""
+    """Found by this layer (fixed): hub_flows paired a client's first (IPv4) tunnel address with an
+    IPv6 target, and wg_filter then refused the mixed entry when the hub applied it."""
     return any(len(set(":" in a for a in rule["sources"] + rule["destinations"])) > 1 for rule in allow)
 
 
 @given(case=one_hostile(PROXY_OPTIONS))
 @example(case=(("proxy1", "proxy_client_access_services", 1), "[fd00::5%1]:80"))
 @example(case=(("share1", "share_client_services", 0), 7))
-@example(case=(("proxy1", "proxy_client_access_services", 2), "[fd00:1::7]:443")).xfail(
-    reason="found: hub_flows gives an IPv4-only client an IPv6 target; wg_filter refuses the mixed entry",
-    raises=AssertionError)
+@example(case=(("proxy1", "proxy_client_access_services", 2), "[fd00:1::7]:443"))
 @example(case=(("proxy1", "proxy_client_public_ports", 2), "80:127.0.0.1:80"))
 def test_proxy_and_hub_filters(fz, case):
     path, value = case
@@ -140,8 +138,7 @@ def test_proxy_and_hub_filters(fz, case):
     flows = filtered(var, lambda: F.hub_flows(["proxy1"], hostvars))
     if access is None or public is None or flows is None:
         return
-    if mixed_families(flows) and case != (("proxy1", "proxy_client_access_services", 2), "[fd00:1::7]:443"):
-        return  # the open finding above (its xfail example keeps it visible)
+    assert not mixed_families(flows), flows
     rules = [{"proto": p["proto"], "port": p["port"], "to_address": p["to_address"], "to_port": p["to_port"]}
              for p in public]
     outcome(fz, "wg_dnat", {"name": "public", "backend": "nftables", "in_interface": "eth0", "rules": rules,
