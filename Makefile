@@ -3,6 +3,7 @@
 #   make test    setup, then lint, ansible-test sanity, unit, core-range, integration and molecule tests
 #   make demo    the demo lab (seed topology in containers); make demo-down removes it
 #   make bench   benchmarks (results under bench/results/)
+#   make fuzz    the adversarial layer with a long budget (WGSP_FUZZ_EXAMPLES per test, default 400)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 VENV := $(CURDIR)/.venv
@@ -10,10 +11,10 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test lint sanity unit core-range integration vm vmlab molecule demo demo-down bench clean help
+.PHONY: setup test lint sanity unit core-range integration fuzz vm vmlab molecule demo demo-down bench clean help
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 setup:
 	@scripts/setup.sh
@@ -48,7 +49,12 @@ core-range:
 # (not yet seen green end to end, and ~12 more minutes of emulation).
 integration:
 	@echo "== integration, VM, VM lab and molecule tests"
-	$(PYTEST) tests/integration tests/vm tests/vmlab tests/molecule -k "not real_reboot"
+	$(PYTEST) tests/integration tests/adversarial tests/vm tests/vmlab tests/molecule -k "not real_reboot"
+
+# The adversarial layer (tests/adversarial) runs in `make integration` with a fixed seed and a small
+# budget; here a random, long run (hypothesis profile "fuzz"; failures replayed from /tmp/wgsp-hypothesis).
+fuzz:
+	WGSP_FUZZ_PROFILE=fuzz $(PYTEST) tests/adversarial
 
 vm:
 	$(PYTEST) tests/vm

@@ -63,6 +63,15 @@ def _check(var, entry, what, func, value, *args):
         raise AnsibleFilterError("%s: entry %r has an invalid %s: %s" % (var, entry, what, problem))
 
 
+def _entries(var, entries):
+    """A list variable's entries; a scalar or a dict there is an error naming ``var`` (not a TypeError)."""
+    if entries in (None, ""):
+        return []
+    if not isinstance(entries, (list, tuple)):
+        raise AnsibleFilterError("%s: must be a list of entries (got %r)" % (var, entries))
+    return entries
+
+
 def _port(var, entry, value):
     return _check(var, entry, "port", check_port, value)
 
@@ -82,22 +91,29 @@ def _address(var, entry, value):
     return str(_check(var, entry, "address", check_dnat_target, text))
 
 
-def host_address(hostvars, host):
-    """A client's tunnel address (no prefix) from its inventory vars."""
+def host_address(hostvars, host, version=None, needed_by=None):
+    """A client's tunnel address (no prefix) from its inventory vars: the first one, or the first of
+    IP ``version`` (4 or 6) when given; a host without an address of that family is an error naming
+    the variable that asked for it (``needed_by``) and the one to extend."""
     vars_ = hostvars[host]
     for var in ("share_client_address", "proxy_client_address", "wg_server_address"):
         cidr = vars_.get(var)
         if cidr:
-            addresses = cidr if isinstance(cidr, list) else [cidr]
-            return str(_check("%s.%s" % (host, var), None, "%s.%s" % (host, var), check_interface_address,
-                              addresses[0]).ip)
+            name = "%s.%s" % (host, var)
+            addresses = [_check(name, None, name, check_interface_address, c).ip
+                         for c in (cidr if isinstance(cidr, list) else [cidr])]
+            for address in addresses:
+                if version in (None, address.version):
+                    return str(address)
+            raise AnsibleFilterError("%s: an IPv%d target, but %s has no IPv%d tunnel address to reach it "
+                                     "through the hub (add one to %s)" % (needed_by or name, version, name, version, var))
     raise AnsibleFilterError("host %s has no share_client_address/proxy_client_address/wg_server_address" % host)
 
 
 def share_services(entries, var="share_client_services"):
     """``name[:proto]:port`` strings or dicts -> [{name, container, proto, port, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             name = entry.get("name") or entry.get("container")
             if not name:
@@ -126,7 +142,7 @@ def share_services(entries, var="share_client_services"):
 def host_services(entries, var="share_client_host_services"):
     """``proto:port`` or ``proto:port:target_port`` -> [{proto, port, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             proto, port = entry.get("proto"), entry.get("port")
             to_port = entry.get("to_port", port)
@@ -144,7 +160,7 @@ def host_services(entries, var="share_client_host_services"):
 def external_forwards(entries, var="share_client_external_forwards"):
     """``proto:port:ip:port`` -> [{proto, port, to_address, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             proto, port, addr, to_port = entry.get("proto"), entry.get("port"), entry.get("to_address"), entry.get("to_port")
         else:
@@ -181,7 +197,7 @@ def resolve_target(target, hostvars, var="target", proto=None):
 def access_services(entries, hostvars, var="proxy_client_access_services"):
     """ACCESS_SERVICES entries (``address:port``, ``host:service``, or ``proto:address:port``)."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         proto = None
         if isinstance(entry, dict):
             target = "%s:%s" % (entry.get("address") or entry.get("host"), entry.get("port") or entry.get("service"))
@@ -198,7 +214,7 @@ def access_services(entries, hostvars, var="proxy_client_access_services"):
 def public_ports(entries, hostvars, var="proxy_client_public_ports"):
     """WG_PUBLIC_PORTS entries ``[proto:]public_port:target`` -> [{proto, port, to_address, to_port}]."""
     out = []
-    for entry in entries or []:
+    for entry in _entries(var, entries):
         if isinstance(entry, dict):
             public = entry.get("port")
             target = entry.get("target") or "%s:%s" % (entry.get("to_address"), entry.get("to_port") or public)
@@ -226,13 +242,16 @@ def hub_flows(proxies, hostvars):
     allow = []
     seen = set()
     for proxy in sorted(proxies or []):
-        source = host_address(hostvars, proxy)
         vars_ = hostvars[proxy]
-        targets = [(t["address"], t["port"], t["proto"]) for t in
-                   access_services(vars_.get("proxy_client_access_services", []), hostvars, var="%s.proxy_client_access_services" % proxy)]
-        targets += [(t["to_address"], t["to_port"], t["proto"]) for t in
-                    public_ports(vars_.get("proxy_client_public_ports", []), hostvars, var="%s.proxy_client_public_ports" % proxy)]
-        for address, port, proto in targets:
+        targets = []
+        for var, parse, to in (("proxy_client_access_services", access_services, "address"),
+                               ("proxy_client_public_ports", public_ports, "to_address")):
+            var = "%s.%s" % (proxy, var)
+            targets += [(t[to], t["to_port" if to == "to_address" else "port"], t["proto"], var)
+                        for t in parse(vars_.get(var.split(".", 1)[1], []), hostvars, var=var)]
+        for address, port, proto, var in targets:
+            # the proxy's own address of the target's family: a flow never mixes IPv4 and IPv6
+            source = host_address(hostvars, proxy, ipaddress.ip_address(address).version, needed_by=var)
             key = (source, address, port, proto)
             if key in seen:
                 continue
@@ -301,7 +320,7 @@ def client_routes(addresses, destinations, var="extra_routes", address_var="addr
     addresses = addresses if isinstance(addresses, list) else [addresses]
     connected = [_check(address_var, None, address_var, check_interface_address, a).network for a in addresses if a]
     routes = []
-    for dest in destinations or []:
+    for dest in _entries(var, destinations):
         net = _check(var, dest, "route", check_cidr, dest).network
         if any(net.version == c.version and net.subnet_of(c) for c in connected):
             continue
@@ -373,7 +392,7 @@ def hosts_outside(addresses, network, var="addresses"):
     """Host CIDRs (/32, /128) of the ``addresses`` that are not inside ``network``."""
     net = _check("network", None, "network", check_cidr, network).network
     out = []
-    for i, addr in enumerate(addresses or []):
+    for i, addr in enumerate(_entries(var, addresses)):
         ip = _check(var, None, "%s[%d]" % (var, i), check_cidr, addr).ip
         if ip.version == net.version and ip in net:
             continue
@@ -390,7 +409,7 @@ def route_commands(routes, proto=87, var="routes"):
     wg-quick's own expansion to the (validated) interface name."""
     proto = _check(var, None, "proto", check_int, proto, *ROUTE_PROTO_RANGE)
     lines = []
-    for i, route in enumerate(routes or []):
+    for i, route in enumerate(_entries(var, routes)):
         dest = route.get("dest") if isinstance(route, dict) else route
         net = _check(var, None, "%s[%d].dest" % (var, i), check_cidr, dest).network
         family = "-6 " if net.version == 6 else ""
@@ -401,7 +420,7 @@ def route_commands(routes, proto=87, var="routes"):
 def boot_commands(paths, var="state_dir"):
     """wg-quick PostUp lines running the rule sets' boot scripts: ``sh <path>``, the path validated
     (the same rule as the modules' ``persist_path``) and quoted."""
-    return ["sh %s" % shell_quote(_check(var, None, var, check_script_path, path)) for path in paths or []]
+    return ["sh %s" % shell_quote(_check(var, None, var, check_script_path, path)) for path in _entries(var, paths)]
 
 
 # The kinds of the roles' variables, by the end of their name (wg_server_*, share_client_*, proxy_client_*).

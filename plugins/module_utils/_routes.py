@@ -6,7 +6,9 @@
 
 The module marks its routes with its own routing protocol number (``proto``, default
 ``ROUTE_PROTO`` = 87, not assigned in ``/etc/iproute2/rt_protos``; ``ip route`` shows
-``proto 87``). Only routes carrying that number on the managed interface are ever deleted.
+``proto 87``). Only routes carrying that number on the managed interface are ever deleted, and a
+route carrying another number (someone else's: ``proto boot``, ``kernel``, ``static``, ...) is never
+replaced either: a listed route whose destination, table and metric it already holds is refused.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -34,17 +36,22 @@ TABLE_NAMES = {"main": 254, "default": 253}
 RESERVED_TABLES = {"local": 255, "unspec": 0}
 MAIN = 254
 V6_DEFAULT_METRIC = 1024
+# rt_protos names of the protocol numbers a foreign route usually carries (for error messages)
+PROTO_NAMES = {1: "redirect", 2: "kernel", 3: "boot", 4: "static", 9: "ra", 16: "dhcp"}
+RTN_UNICAST = 1
 
 
 class Route:
-    __slots__ = ("family", "dest", "table", "metric", "gateway", "oif", "ifname", "proto", "scope", "field")
+    __slots__ = ("family", "dest", "table", "metric", "gateway", "oif", "ifname", "proto", "scope", "field", "rtype")
 
-    def __init__(self, dest, table=MAIN, metric=None, gateway=None, oif=None, ifname=None, proto=None, scope=None):
+    def __init__(self, dest, table=MAIN, metric=None, gateway=None, oif=None, ifname=None, proto=None, scope=None,
+                 rtype=RTN_UNICAST):
         net = ipaddress.ip_network(dest)
         self.family = net.version
         self.dest = str(net)
         self.table = int(table)
-        if metric is None:
+        if metric is None or (self.family == 6 and int(metric) == 0):
+            # the kernel stores an IPv6 route of metric 0 with 1024: compare (and report) what it keeps
             metric = V6_DEFAULT_METRIC if self.family == 6 else 0
         self.metric = int(metric)
         self.gateway = str(gateway) if gateway else None
@@ -55,6 +62,7 @@ class Route:
         # kernel answers ESRCH for a route added by another tool (e.g. wg-quick's PostUp `ip route`).
         self.scope = scope
         self.field = None  # the option this route came from (routes[N]), for error messages
+        self.rtype = rtype  # the kernel's route type (1 unicast; blackhole, unreachable, ... otherwise)
 
     def key(self):
         """The kernel's identity of a route: family, destination, table, metric."""
@@ -160,7 +168,7 @@ def route_from_msg(msg, ifnames):
     metric = _attr(msg, "RTA_PRIORITY") or 0
     oif = _attr(msg, "RTA_OIF")
     return Route("%s/%d" % (dst, msg["dst_len"]), table, metric, _attr(msg, "RTA_GATEWAY"), oif=oif,
-                 ifname=ifnames.get(oif, str(oif)), proto=msg["proto"], scope=msg["scope"])
+                 ifname=ifnames.get(oif, str(oif)), proto=msg["proto"], scope=msg["scope"], rtype=msg["type"])
 
 
 class RouteManager:
@@ -175,14 +183,38 @@ class RouteManager:
         return found[0] if found else None
 
     def installed(self, oif, ifname):
-        """All unicast routes (both families, all tables) as Route objects."""
+        """All routes (both families, all tables, every type) as Route objects."""
         routes = []
         for family in (socket.AF_INET, socket.AF_INET6):
             for msg in self.ipr.get_routes(family=family):
-                if msg["type"] != 1:  # RTN_UNICAST only
-                    continue
                 routes.append(route_from_msg(msg, {oif: ifname}))
         return routes
+
+    def _describe(self, route):
+        """A foreign route like ``ip route`` shows it: its device's name and its protocol's name."""
+        ifname = route.ifname
+        if route.oif is not None and ifname == str(route.oif):
+            try:
+                link = list(self.ipr.get_links(route.oif))[0]
+                ifname = link.get_attr("IFLA_IFNAME") or ifname
+            except Exception:  # noqa: BLE001 - only a nicer name for the message; the index will do
+                pass
+        text = route.dest if route.dest not in ("0.0.0.0/0", "::/0") else "default"
+        if route.rtype != RTN_UNICAST:
+            text = "type %d %s" % (route.rtype, text)
+        if route.gateway:
+            text += " via %s" % route.gateway
+        if route.oif is not None:
+            text += " dev %s" % ifname
+        return "%s table %d metric %d proto %s" % (text, route.table, route.metric,
+                                                   PROTO_NAMES.get(route.proto, route.proto))
+
+    def _refuse_foreign(self, route, foreign):
+        what = route.field or "routes"
+        raise WgspError("%s: %s would replace the route %s, which wg_route did not install (its routes carry "
+                        "proto %d); it is never replaced or removed: remove it yourself, or give %s another "
+                        "metric or table" % (what, route.dest, self._describe(foreign), self.proto, what),
+                        field=what)
 
     def plan(self, desired, ifname, state="present", exclusive=False, check_mode=False):
         """Returns ``(oif, adds, deletes, before, after)``; adds/deletes are Route lists.
@@ -203,13 +235,17 @@ class RouteManager:
             route.oif = oif
             route.proto = self.proto
         installed = self.installed(oif, ifname)
-        ours = [r for r in installed if r.proto == self.proto and r.oif == oif]
+        ours = [r for r in installed if r.proto == self.proto and r.oif == oif and r.rtype == RTN_UNICAST]
         adds, deletes = [], []
         if state == "present":
             for route in desired:
                 same = [r for r in installed if r.key() == route.key()]
-                if not any(r.same_path(route) for r in same):
-                    adds.append(route)
+                if any(r.same_path(route) and r.rtype == RTN_UNICAST for r in same):
+                    continue  # already there, whoever installed it
+                foreign = [r for r in same if r.proto != self.proto or r.rtype != RTN_UNICAST]
+                if foreign:  # a replace would take it over (and a later absent would delete it)
+                    self._refuse_foreign(route, foreign[0])
+                adds.append(route)
             if exclusive:
                 wanted = set(r.key() for r in desired)
                 deletes = [r for r in ours if r.key() not in wanted]

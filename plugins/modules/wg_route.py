@@ -19,8 +19,11 @@ description:
     C(ip route) shows C(proto 87)). With O(exclusive=true) the module removes routes on O(interface)
     that carry that number and are no longer listed; it never removes a route it did not install."
   - A listed route that already exists with the same destination, table, metric, interface and gateway
-    (whoever installed it) is left alone. One with the same destination, table and metric but another
-    interface or gateway is replaced.
+    (whoever installed it) is left alone. One of the module's own (carrying O(proto)) with the same
+    destination, table and metric but another interface or gateway is replaced.
+  - "A route someone else installed (another protocol number, e.g. C(proto boot) or C(proto kernel), or
+    another route type such as C(blackhole)) with the same destination, table and metric is never
+    replaced or removed: the run fails before any change, naming the route and the O(routes) entry."
   - Replaces the original project's C(WG_INTERFACE_ROUTING_MASK) / C(WG_DISABLE_INTERFACE_ROUTING).
 author:
   - wgsp.service_proxy contributors (@wgsp)
@@ -61,7 +64,7 @@ options:
           - The kernel's V(local) table (C(255)) and C(0) are refused, by name and by number.
         type: raw
       metric:
-        description: Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6).
+        description: Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6; the kernel also stores an IPv6 metric of 0 as 1024).
         type: int
       gateway:
         description: Next hop address (same family as O(routes[].dest)); unset for a device route.

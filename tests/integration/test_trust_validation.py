@@ -21,62 +21,11 @@ import uuid
 import pytest
 
 from conftest import REPO, require_root_tools
-
-# the underlay of the single-host cases: eth0 (192.0.2.1/24, fd00:1::1/64) to eth1 inside the host
-SETUP = ("ip link add eth0 type veth peer name eth1; ip link set eth0 addrgenmode none; "
-         "ip link set eth1 addrgenmode none; ip addr add 192.0.2.1/24 dev eth0; "
-         "ip addr add fd00:1::1/64 dev eth0 nodad; ip link set eth0 up; ip link set eth1 up")
-SNAPSHOT = r"""
-set +e
-iptables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
-ip6tables-save | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'
-nft list ruleset | sed 's/packets [0-9]* bytes [0-9]*//'
-ip -d link show
-ip -br addr show
-ip route show table all
-ip -6 route show table all
-find /etc/wireguard /etc/wg-service-proxy /run/wireguard /var/lib/wgsp-service-proxy | sort | while read -r f; do
-  stat -c '%n %F %a %s' "$f"; [ -f "$f" ] && sha256sum "$f"; done
-true
-"""
+from hoststate import SETUP, settled, snapshot
 
 
 def _tools():
     require_root_tools("iptables", "ip6tables", "nft", "wireguard-go", "wg", "wg-quick")
-
-
-def wireguard_go(host):
-    """wireguard-go processes in the host's network namespace (processes are not hidden by namespaces)."""
-    from rig import _pids_in_netns
-
-    found = []
-    for pid in _pids_in_netns(host.inode):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as handle:
-                argv = handle.read().split(b"\0")
-        except OSError:
-            continue
-        if os.path.basename(argv[0]) == b"wireguard-go":
-            found.append(pid)
-    return sorted(found)
-
-
-def snapshot(host):
-    return host.run(SNAPSHOT).stdout + "wireguard-go: %s\n" % wireguard_go(host)
-
-
-def settled(host):
-    """The snapshot once it stops changing (a fresh veth may still be coming up)."""
-    import time
-
-    before = snapshot(host)
-    for _attempt in range(50):
-        time.sleep(0.1)
-        now = snapshot(host)
-        if now == before:
-            return now
-        before = now
-    raise AssertionError("host %s does not settle" % host.name)
 
 
 def one_host(lab, name="h"):

@@ -1,5 +1,7 @@
 """The roles' parsing filters: inventory forms -> module arguments, and clear errors."""
 
+import copy
+
 import pytest
 
 from ansible.errors import AnsibleFilterError
@@ -125,3 +127,19 @@ def test_route_commands_for_the_boot_path():
 def test_hub_flows_do_not_depend_on_the_order_of_the_proxies():
     hostvars = dict(HOSTVARS, proxy2={"proxy_client_address": "10.7.0.5/32", "proxy_client_access_services": ["10.7.0.2:443"]})
     assert f.hub_flows(["proxy1", "proxy2"], hostvars) == f.hub_flows(["proxy2", "proxy1"], hostvars)
+
+
+def test_hub_flows_take_the_proxys_address_of_the_targets_family():
+    hostvars = copy.deepcopy(HOSTVARS)
+    hostvars["proxy1"]["proxy_client_address"] = ["10.7.0.3/32", "fd00:7::3/128"]
+    hostvars["proxy1"]["proxy_client_access_services"] = ["[fd00:1::7]:443", "10.7.0.2:80"]
+    flows = f.hub_flows(["proxy1"], hostvars)
+    pairs = {(r["sources"][0], r["destinations"][0]) for r in flows}
+    assert ("fd00:7::3", "fd00:1::7") in pairs and ("10.7.0.3", "10.7.0.2") in pairs
+
+
+def test_hub_flows_refuse_a_target_family_the_proxy_has_no_address_of():
+    hostvars = copy.deepcopy(HOSTVARS)
+    hostvars["proxy1"]["proxy_client_access_services"] = ["[fd00:1::7]:443"]
+    with pytest.raises(AnsibleFilterError, match=r"proxy1\.proxy_client_access_services: an IPv6 target.*no IPv6"):
+        f.hub_flows(["proxy1"], hostvars)

@@ -160,3 +160,14 @@ def test_exclusive_removes_our_proto_route_added_by_another_tool():
     assert [r.dest for r in deletes] == ["1.0.0.0/32"] and oif == 5
     assert ("del", dict(dst="1.0.0.0", dst_len=32, oif=5, table=254, priority=0, proto=87, family=socket.AF_INET, scope=253)) in ipr.writes
     assert [r["dst"] for r in ipr.routes] == ["10.7.0.0"]
+
+
+def test_foreign_route_with_the_same_key_is_refused_not_replaced():
+    """Issue 11 item 9: an admin's route (proto boot) holding the listed destination/table/metric."""
+    ipr = FakeIPRoute()
+    ipr.add("0.0.0.0", 0, 2, proto=3, gateway="192.0.2.254")
+    with pytest.raises(WgspError) as err:
+        run(ipr, [{"dest": "0.0.0.0/0"}])
+    assert err.value.details["field"] == "routes[0]"
+    assert "default via 192.0.2.254 dev 2 table 254 metric 0 proto boot" in err.value.msg
+    assert ipr.writes == []
