@@ -39,6 +39,8 @@ V6_DEFAULT_METRIC = 1024
 # rt_protos names of the protocol numbers a foreign route usually carries (for error messages)
 PROTO_NAMES = {1: "redirect", 2: "kernel", 3: "boot", 4: "static", 9: "ra", 16: "dhcp"}
 RTN_UNICAST = 1
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_LINK = 253
 
 
 class Route:
@@ -68,8 +70,17 @@ class Route:
         """The kernel's identity of a route: family, destination, table, metric."""
         return (self.family, self.dest, self.table, self.metric)
 
+    def wanted_scope(self):
+        """The scope this route gets from ``ip route add`` (iproute2): link for an IPv4 route with no
+        gateway, universe otherwise (IPv6 routes are always universe). Set explicitly, so a route
+        wg_route installs is the very route wg-quick's PostUp line brings back at boot."""
+        if self.scope is not None:
+            return self.scope
+        return RT_SCOPE_LINK if self.family == 4 and not self.gateway else RT_SCOPE_UNIVERSE
+
     def same_path(self, other):
-        return self.oif == other.oif and self.gateway == other.gateway
+        return (self.oif == other.oif and self.gateway == other.gateway
+                and self.wanted_scope() == other.wanted_scope())
 
     def to_dict(self):
         return {"dest": self.dest, "interface": self.ifname, "table": self.table, "metric": self.metric,
@@ -266,8 +277,7 @@ class RouteManager:
                     family=socket.AF_INET if route.family == 4 else socket.AF_INET6)
         if route.gateway:
             args["gateway"] = route.gateway
-        if route.scope is not None:
-            args["scope"] = route.scope
+        args["scope"] = route.wanted_scope()
         return args
 
     def apply(self, adds, deletes):

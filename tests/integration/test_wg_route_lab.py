@@ -27,7 +27,7 @@ def test_wg_route_lifecycle(lab):
     first = host.module("wg_route", {"interface": "wg0", "routes": ROUTES})
     assert first["changed"], first
     text = routes(host)
-    assert "10.7.0.0/24 dev wg0 proto 87" in text and "192.168.50.0/24 dev wg0 proto 87 metric 100" in text
+    assert "10.7.0.0/24 dev wg0 proto 87" in text and "192.168.50.0/24 dev wg0 proto 87 scope link metric 100" in text
     assert "10.9.0.0/24 dev wg0 table 1000 proto 87" in text and "fd00:7::/64 dev wg0 proto 87" in text
 
     second = host.module("wg_route", {"interface": "wg0", "routes": ROUTES})
@@ -70,3 +70,33 @@ def test_wg_route_check_mode_before_the_interface_exists(lab):
                               "fd00:7::/64 dev wg0 table 254 metric 1024 proto 87"]
     assert check["removed"] == [] and check["diff"]["before"] == ""
     assert routes(host) == before
+
+
+def test_installed_routes_are_the_ones_wg_quick_restores_at_boot(lab):
+    """What wg_route installs is exactly what the roles' wg-quick PostUp lines (route_commands) bring
+    back at boot: same scope (link for an IPv4 device route, as ``ip route`` makes it), proto, metric;
+    the VM lab's reboot found wg_route's IPv4 routes in scope universe and the boot's in scope link."""
+    require_root_tools("wireguard-go", "ip")
+    from ansible_collections.wgsp.service_proxy.plugins.filter.service_proxy import route_commands
+
+    host = lab.host("share")
+    host.wg_go("wg0")
+    host.run("ip addr add 10.7.0.2/32 dev wg0; ip -6 addr add fd00:7::2/128 dev wg0; ip link set wg0 up")
+    dests = [{"dest": "10.7.0.0/24"}, {"dest": "fd00:7::/64"}]
+    show = "ip -d route show dev wg0; ip -d -6 route show dev wg0"
+    first = host.module("wg_route", {"interface": "wg0", "routes": dests})
+    assert first.get("changed"), first
+    by_module = host.run(show).stdout
+    assert "unicast 10.7.0.0/24 proto 87 scope link" in by_module, by_module
+
+    host.run("ip route flush proto 87; ip -6 route flush proto 87")
+    host.run("; ".join(line.replace("%i", "wg0") for line in route_commands(dests)))
+    assert host.run(show).stdout == by_module
+    again = host.module("wg_route", {"interface": "wg0", "routes": dests})
+    assert again["changed"] is False, again
+
+    # a route an earlier release installed in scope universe is put right once, then left alone
+    host.run("ip route replace 10.7.0.0/24 dev wg0 proto 87 scope global")
+    fixed = host.module("wg_route", {"interface": "wg0", "routes": dests})
+    assert fixed["changed"] and host.run(show).stdout == by_module, fixed
+    assert host.module("wg_route", {"interface": "wg0", "routes": dests})["changed"] is False
