@@ -73,3 +73,18 @@ def pytest_terminal_summary(terminalreporter):
     if IN_CI and _SKIPPED:
         terminalreporter.write_line("CI=true: %d skipped, which fails the run: %s" % (len(_SKIPPED), ", ".join(sorted(_SKIPPED))),
                                     red=True, bold=True)
+
+
+@pytest.fixture(autouse=True)
+def _boot_script_records(request, tmp_path_factory, monkeypatch):
+    """Unit tests run module code in this process: its boot-script records go to a temporary
+    directory, never to the machine's /var/lib/wgsp-service-proxy. (Here, not in tests/unit/conftest.py:
+    tests import this file as ``conftest``, and a second one would shadow it.)"""
+    if "unit" not in request.node.path.parts:
+        yield None
+        return
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_persist
+
+    path = str(tmp_path_factory.mktemp("records") / "boot-scripts")
+    monkeypatch.setattr(_fw_persist, "RECORD_DIR", path)
+    yield path

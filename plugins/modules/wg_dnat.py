@@ -314,8 +314,9 @@ persist_path:
   sample: {path: /etc/wg-service-proxy/wg0-public.rules, changed: true, removed: []}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
     CommandRunner,
     WgspError,
@@ -368,7 +369,7 @@ def _resolver(module, params):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     runner = CommandRunner(module)
     try:

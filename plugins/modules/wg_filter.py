@@ -237,8 +237,8 @@ persist_path:
   sample: {path: /etc/wg-service-proxy/wg0-isolate.rules, changed: false, removed: []}
 """
 
-from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
     CommandRunner,
     WgspError,
@@ -261,7 +261,7 @@ ARGUMENT_SPEC = FILTER_ARGUMENT_SPEC
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     runner = CommandRunner(module)
     try:

@@ -330,8 +330,9 @@ key_path:
   sample: /etc/wireguard/wg0.key
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandRunner, WgspError, fail_from_error
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_interface import WgInterface
@@ -368,7 +369,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(
+    module = WgspModule(
         argument_spec=argument_spec(),
         mutually_exclusive=[["private_key", "private_key_path"]],
         supports_check_mode=True,

@@ -82,8 +82,8 @@ generated:
   sample: false
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError, check_abs_path, fail_from_error
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import (
     generate_private_key,
@@ -107,7 +107,7 @@ def ensure_key(path, regenerate=False, check_mode=False):
 
 
 def main():
-    module = AnsibleModule(
+    module = WgspModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
             regenerate=dict(type="bool", default=False),

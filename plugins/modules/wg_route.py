@@ -64,7 +64,9 @@ options:
           - The kernel's V(local) table (C(255)) and C(0) are refused, by name and by number.
         type: raw
       metric:
-        description: Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6; the kernel also stores an IPv6 metric of 0 as 1024).
+        description:
+          - Route metric (priority); default O(metric), else the kernel's (0 for IPv4, 1024 for IPv6).
+          - The kernel stores an IPv6 metric of 0 as 1024.
         type: int
       gateway:
         description: Next hop address (same family as O(routes[].dest)); unset for a device route.
@@ -141,8 +143,9 @@ removed:
 
 import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
     WgspError,
     check_int,
@@ -202,7 +205,7 @@ def run(module, iproute):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
     iproute = IPRoute()

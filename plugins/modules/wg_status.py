@@ -290,8 +290,9 @@ declared:
 
 import traceback  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
+from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
     CommandRunner,
     WgspError,
@@ -348,7 +349,7 @@ def host_readers(iproute):
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
     from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import rule_set_status
