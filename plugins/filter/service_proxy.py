@@ -267,6 +267,9 @@ def client_peers(clients, hostvars, keys):
         public = (keys or {}).get(client)
         if not public:
             continue
+        # the key read from the client host: validated like wg_interface does, before it reaches the hub
+        public = _check("%s public key" % client, None, "%s public key" % client,
+                        lambda field, value: check_key(field, value, secret=False), public)
         vars_ = hostvars[client]
         var = "share_client_address" if vars_.get("share_client_address") else "proxy_client_address"
         cidrs = vars_.get(var)

@@ -30,6 +30,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     check_ifname,
     check_int,
     check_no_control,
+    check_path_limits,
     check_port,
 )
 
@@ -461,6 +462,9 @@ class StatusReport:
             state_file = check_abs_path("state_file", state_file)
         elif not os.path.isabs(check_no_control("state_dir", state_dir) or ""):
             raise ValidationError("state_dir", "must be an absolute path (got %r)" % (state_dir,))
+        else:
+            # the file read is <state_dir>/<interface>.json: the whole path within the kernel's name limits
+            check_path_limits("state_dir", state_path(state_dir, self.interface))
         self.read_interface = read_interface
         self.rule_status = rule_status
         self.routes = routes

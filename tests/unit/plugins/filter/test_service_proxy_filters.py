@@ -76,8 +76,14 @@ def test_hub_flows_are_exactly_what_proxies_declare():
 
 
 def test_client_peers_skip_unknown_keys_and_own_only_their_address():
-    peers = f.client_peers(["share1", "proxy1"], HOSTVARS, {"share1": "K1", "proxy1": None})
-    assert peers == [{"public_key": "K1", "allowed_ips": ["10.7.0.2/32"]}]
+    key = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
+    peers = f.client_peers(["share1", "proxy1"], HOSTVARS, {"share1": key, "proxy1": None})
+    assert peers == [{"public_key": key, "allowed_ips": ["10.7.0.2/32"]}]
+
+
+def test_client_peers_refuse_a_key_that_is_not_a_wireguard_key():
+    with pytest.raises(AnsibleFilterError, match=r"share1 public key: is not a WireGuard key"):
+        f.client_peers(["share1"], HOSTVARS, {"share1": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\u00a7"})
 
 
 def test_hub_info_uses_the_role_defaults():
