@@ -113,7 +113,6 @@ def outcome(fz, module, args, option, must_accept=False):
     return first
 
 
-
 @pytest.fixture(scope="module")
 def fuzz_lab():
     """One lab for a whole test module: every example reuses its host (reset between examples)."""

@@ -17,9 +17,9 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import hostile as H
-import profiles  # noqa: F401 - loads the hypothesis profile (WGSP_FUZZ_PROFILE)
+import profiles  # noqa: F401 (loads the hypothesis profile (WGSP_FUZZ_PROFILE))  pylint: disable=unused-import
 from ansible_collections.wgsp.service_proxy.plugins.filter import service_proxy as F
-from fuzzhost import PEER_PUB, FuzzHost, fuzz_lab, outcome, with_value  # noqa: F401 - fuzz_lab: fixture
+from fuzzhost import PEER_PUB, FuzzHost, fuzz_lab, outcome, with_value  # noqa: F401 (fuzz_lab: fixture)  pylint: disable=unused-import
 
 MARKER = "/tmp/wgsp-INJECTED"  # what the hostile shell strings would create
 
@@ -218,6 +218,7 @@ PEER_OPTIONS = {
 @given(case=one_hostile(PEER_OPTIONS))
 @example(case=(("hub", "wg_server_interface"), "-f"))
 @example(case=(("hub", "wg_server_endpoint"), "[fe80::1%eth0]:51820"))
+@example(case=(("keys", "c1"), PEER_PUB + "\u00a7?"))  # found by make fuzz: a bad client key reached wg_interface
 def test_peer_filters(fz, case):
     path, value = case
     world = {"hostvars": copy.deepcopy(HUB), "keys": dict(KEYS),

@@ -8,18 +8,17 @@ wireguard-go processes), or it accepts, applies, and an identical second run rep
 In every case neither the host's private key, its preshared key, nor any key a module generated
 appears in the module's output. One host per test module, reset between examples.
 
-Known open items of issue 11 that other changes fix are kept out of the random search by ``KNOWN``
-and recorded as explicit ``xfail`` examples naming the item; when the fix lands, the example passes,
-hypothesis reports it, and the entry is removed.
+What the layer or the audit found is kept as an explicit ``@example``, so the random search can
+never lose it.
 """
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import hostile as H
-import profiles  # noqa: F401 - loads the hypothesis profile (WGSP_FUZZ_PROFILE)
-from fuzzhost import FUZZ_KEY, PEER_PUB, FuzzHost, fuzz_lab, outcome, with_value  # noqa: F401 - fuzz_lab: fixture
+import profiles  # noqa: F401 (loads the hypothesis profile (WGSP_FUZZ_PROFILE))  pylint: disable=unused-import
+from fuzzhost import FUZZ_KEY, PEER_PUB, FuzzHost, fuzz_lab, outcome, with_value  # noqa: F401 (fuzz_lab: fixture)  pylint: disable=unused-import
 
 # ---------------------------------------------------------------------------------------------
 # the modules: a valid base set of arguments, and every option with the strategy for its values
@@ -114,34 +113,6 @@ MODULES = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
-# open items of issue 11 that other changes fix: kept out of the random search, listed as xfail examples
-
-def _sources_of(args):
-    values = list(args.get("sources") or [])
-    for rule in (args.get("rules") or []) + (args.get("allow") or []):
-        if isinstance(rule, dict):
-            for key in ("sources", "destinations", "to_address"):
-                value = rule.get(key)
-                values += value if isinstance(value, list) else [value]
-    return [v for v in values if isinstance(v, str)]
-
-
-def known(module, path, args):
-    """The reason (an open item of issue 11, fixed in another change) an example is expected to fail."""
-    if module in ("wg_dnat", "wg_filter") and path[0] == "persist_path" and args.get("persist_path") not in (None, ""):
-        return "issue 11 items 5/6/10 (persist_path ownership, name limits before any change): another change"
-    values = [v.strip().lower() for v in _sources_of(args)]
-    if module in ("wg_dnat", "wg_filter") and any("::ffff:" in v or v in ("0.0.0.0/0", "::/0", "0.0.0.0", "::")
-                                                  or v.startswith("0.0.0.0/") or v.startswith("::/") for v in values):
-        return "issue 11 item 7 (canonical addresses so the read-back converges): another change"
-    if module == "wg_key" and any(len(part) > 240 for part in str(args.get("path")).split("/")):
-        return "found: a file name of 246-255 bytes is a traceback (ENAMETOOLONG on the temporary file); the name limits of item 10"
-    if module == "wg_dnat" and path[0] == "name":
-        return "issue 11 item 3 (nft table names must not collide): another change"
-    return None
-
-
 def check_example(fz, module, path, value):
     base, _options = MODULES[module]
     outcome(fz, module, with_value(base(fz), path, value), path[0])
@@ -166,12 +137,11 @@ def hosts(fuzz_lab):
 def _run(hosts, module, case):
     path, value = case
     fz = hosts(module)
-    assume(known(module, path, with_value(MODULES[module][0](fz), path, value)) is None)
     check_example(fz, module, path, value)
 
 
 # Regression examples: the audit's findings that this repository's code already refuses, kept so the
-# random search can never lose them; and the open items (xfail with the item that fixes them).
+# random search can never lose them.
 @given(case=_strategy("wg_route"))
 @example(case=(("routes", 0, "table"), "local"))
 @example(case=(("routes", 1, "gateway"), "fe80::1%eth0"))
@@ -187,12 +157,11 @@ def test_wg_route(hosts, case):
 @example(case=(("protect_ports", 0), 70000))
 @example(case=(("in_interface",), "+"))
 @example(case=(("rules", 0, "to_address"), "127.0.0.1"))
-@example(case=(("rules", 0, "sources"), ["0.0.0.0/0"])).xfail(
-    reason="issue 11 item 7: 0.0.0.0/0 on iptables never converges (another change)", raises=AssertionError)
+@example(case=(("rules", 0, "sources"), ["0.0.0.0/0"]))  # item 7: never converged on iptables
+@example(case=(("rules", 0, "sources"), ["::ffff:1.2.3.4"]))  # item 7: refused (no packet carries it)
+@example(case=(("name",), "f_x"))  # item 3: once shared wg_filter x's table
+@example(case=(("persist_path",), "/etc/wg-service-proxy/" + "k" * 300))  # item 10: refused before any change
 def test_wg_dnat(hosts, case):
-    if case[0] == ("rules", 0, "sources") and case[1] == ["0.0.0.0/0"]:
-        check_example(hosts("wg_dnat"), "wg_dnat", *case)  # the xfail example runs despite KNOWN
-        return
     _run(hosts, "wg_dnat", case)
 
 
@@ -215,18 +184,14 @@ def test_wg_interface(hosts, case):
 @given(case=_strategy("wg_status"))
 @example(case=(("probe_timeout",), -1))
 @example(case=(("hub_probe_port",), 70000))
+@example(case=(("state_dir",), "/etc/wg-service-proxy/" + "k" * 258))  # found by make fuzz: ENAMETOOLONG not naming state_dir
 def test_wg_status(hosts, case):
     _run(hosts, "wg_status", case)
 
 
 @given(case=_strategy("wg_key"))
-@example(case=(("path",), "/etc/wireguard/" + "k" * 250)).xfail(
-    reason="found: wg_key with a 250-byte file name ends in a traceback (its temporary file name is too long); item 10 adds the name limits",
-    raises=AssertionError)
+@example(case=(("path",), "/etc/wireguard/" + "k" * 250))  # found: a traceback (its temporary file's name was too long)
 @example(case=(("path",), "wg0.key"))
 @example(case=(("path",), ""))
 def test_wg_key(hosts, case):
-    if case == (("path",), "/etc/wireguard/" + "k" * 250):
-        check_example(hosts("wg_key"), "wg_key", *case)  # the xfail example runs despite KNOWN
-        return
     _run(hosts, "wg_key", case)
