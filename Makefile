@@ -45,11 +45,14 @@ core-range:
 # Integration tests on namespace test hosts, the kernel backend in a qemu VM, the seed topology on
 # stock Debian 12 and 13 VMs (kernel WireGuard, SSH + become: converge, idempotence, a public
 # request, a real reboot with each Docker start order), then the molecule scenarios and the lab fault
-# test (containers): one pytest run, so its summary line counts every real-network test.
+# test (containers). The namespace tests run on a worker per CPU (pytest-xdist; each test builds its
+# own namespaces, ~2x on two cores); the VMs and containers one after the other (they share the CPUs
+# and the Docker subnets).
 # `make vmlab` adds the second reboot round (each release with the other Docker order).
 integration:
-	@echo "== integration, VM, VM lab and molecule tests"
-	$(PYTEST) tests/integration tests/adversarial tests/vm tests/vmlab tests/molecule -k "not (real_reboot and second)"
+	@echo "== integration: namespace hosts and the adversarial layer (a worker per CPU), then VM, VM lab and molecule"
+	rc=0; $(PYTEST) -n auto --dist loadfile tests/integration tests/adversarial || rc=1; \
+	$(PYTEST) tests/vm tests/vmlab tests/molecule -k "not (real_reboot and second)" || rc=1; exit $$rc
 
 # The adversarial layer (tests/adversarial) runs in `make integration` with a fixed seed and a small
 # budget; here a random, long run (hypothesis profile "fuzz"; failures replayed from /tmp/wgsp-hypothesis).
