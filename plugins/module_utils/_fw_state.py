@@ -4,7 +4,7 @@
 """Backend-neutral state of one rule set: what is installed, what should be, and the plan.
 
 An *entry* is ``(scope, chain, rule)``: ``scope`` names where the chain lives
-(``"ipv4 nat"``, ``"ipv6 filter"`` for iptables, ``"inet wgsp_<set>"`` for nftables), ``rule`` is
+(``"ipv4 nat"``, ``"ipv6 filter"`` for iptables, ``"inet wgsp-dnat-<set>"`` for nftables), ``rule`` is
 the rule text in the form the backend's listing prints it (without counters). A *jump* is
 ``(scope, parent_chain, rule)``. Comparing entries is exact: order matters within a chain.
 """

@@ -103,7 +103,7 @@ class Box:
         """``snapshot`` plus our nft tables. (All of ``nft list ruleset`` would not do: it lists
         iptables-nft's chains in creation order, which a restore by the boot script changes.)"""
         return self.snapshot() + self.sh(
-            "for t in $(nft list tables | sed -n 's/^table inet \\(wgsp_[a-z0-9_]*\\)$/\\1/p'); do "
+            "for t in $(nft list tables | sed -n 's/^table inet \\(wgsp-[a-z]*-[a-z0-9_]*\\)$/\\1/p'); do "
             "nft list table inet $t | sed 's/packets [0-9]* bytes [0-9]*//'; done")
 
 
@@ -111,7 +111,7 @@ WIPE = {"iptables": ("for t in nat filter; do for f in iptables ip6tables; do "
                      "$f-save -t $t | grep -E '^-A [A-Z-]+ ' | grep -v '^-A WGSP-' | grep wgsp | sed 's/^-A/-D/' | while read -r l; do eval $f -t $t $l; done; "
                      "for c in $($f-save -t $t | sed -n 's/^:\\(WGSP-[A-Z0-9-]*\\) .*/\\1/p'); do $f -t $t -F $c; $f -t $t -X $c; done; "
                      "done; done"),
-        "nftables": "for t in $(nft list tables | sed -n 's/^table inet \\(wgsp_[a-z0-9_]*\\)$/\\1/p'); do nft delete table inet $t; done"}
+        "nftables": "for t in $(nft list tables | sed -n 's/^table inet \\(wgsp-[a-z]*-[a-z0-9_]*\\)$/\\1/p'); do nft delete table inet $t; done"}
 
 
 @pytest.mark.molecule
