@@ -29,7 +29,7 @@ import os
 import stat
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError, make_dirs
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_params
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_persist
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import FilterIptablesBackend, FilterNftablesBackend
@@ -84,11 +84,9 @@ def _lock_dir(directory):
     """Create ``directory`` 0700 (whatever the umask) or accept it only when it is a real directory
     of ours that no one else may write to (a planted symlink or open directory is refused)."""
     try:
-        os.mkdir(directory, 0o700)
-        os.chmod(directory, 0o700)
+        make_dirs(directory, 0o700)
     except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise WgspError("cannot create the lock directory %s: %s" % (directory, exc.strerror))
+        raise WgspError("cannot create the lock directory %s: %s" % (directory, exc.strerror))
     info = os.lstat(directory)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
         raise WgspError("the lock directory %s is not a directory of uid %d writable only by it; remove it"
@@ -112,16 +110,16 @@ def set_lock(kind, set_name, directory=None, timeout=None):
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise WgspError("cannot open the lock file %s: %s" % (path, exc.strerror))
+    timeout = LOCK_TIMEOUT if timeout is None else timeout
     try:
-        deadline = time.time() + (LOCK_TIMEOUT if timeout is None else timeout)
+        deadline = time.time() + timeout
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() >= deadline:
-                    raise WgspError("set %s: another run holds its lock %s (waited %ds)"
-                                    % (set_name, path, LOCK_TIMEOUT if timeout is None else timeout))
+                    raise WgspError("set %s: another run holds its lock %s (waited %ds)" % (set_name, path, timeout))
             time.sleep(0.1)
         yield
     finally:
