@@ -244,11 +244,10 @@ def hub_flows(proxies, hostvars):
     for proxy in sorted(proxies or []):
         vars_ = hostvars[proxy]
         targets = []
-        for var, parse, to in (("proxy_client_access_services", access_services, "address"),
-                               ("proxy_client_public_ports", public_ports, "to_address")):
-            var = "%s.%s" % (proxy, var)
-            targets += [(t[to], t["to_port" if to == "to_address" else "port"], t["proto"], var)
-                        for t in parse(vars_.get(var.split(".", 1)[1], []), hostvars, var=var)]
+        for name, parse, address, port in (("proxy_client_access_services", access_services, "address", "port"),
+                                           ("proxy_client_public_ports", public_ports, "to_address", "to_port")):
+            var = "%s.%s" % (proxy, name)
+            targets += [(t[address], t[port], t["proto"], var) for t in parse(vars_.get(name, []), hostvars, var=var)]
         for address, port, proto, var in targets:
             # the proxy's own address of the target's family: a flow never mixes IPv4 and IPv6
             source = host_address(hostvars, proxy, ipaddress.ip_address(address).version, needed_by=var)
