@@ -76,6 +76,23 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(autouse=True)
+def _stdin_stays_blocking():
+    """Fail the test that leaves the run's standard input non-blocking. pytest gives every test the
+    same /dev/null as fd 0; a child that inherits it and is killed before it restores the flag (ssh
+    on a timeout) leaves O_NONBLOCK on it, and every later ansible in the run then refuses to start
+    ("Ansible requires blocking IO"), failing tests far from the cause. Restored here either way."""
+    yield
+    try:
+        blocking = os.get_blocking(0)
+    except OSError:  # no fd 0 at all
+        return
+    if not blocking:
+        os.set_blocking(0, True)
+        pytest.fail("this test left standard input non-blocking (a child that inherited it was killed "
+                    "mid-session): give the child stdin=subprocess.DEVNULL or input=", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
 def _boot_script_records(request, tmp_path_factory, monkeypatch):
     """Unit tests run module code in this process: its boot-script records go to a temporary
     directory, never to the machine's /var/lib/wgsp-service-proxy. (Here, not in tests/unit/conftest.py:

@@ -43,7 +43,8 @@ NOT_SHIPPED = ("tests", "bench", "molecule", "scripts", ".venv", "collections", 
 
 
 def _run(argv, cwd, env):
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600)
+    return subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+                          timeout=600)
 
 
 def _isolated_env(work, collections_path, scan_sys_path=True):

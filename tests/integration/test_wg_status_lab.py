@@ -182,7 +182,7 @@ def playbook(tmp_path, inv, name, *extra):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), PWD=str(tmp_path))
     return subprocess.run([os.path.join(REPO, ".venv", "bin", "ansible-playbook"), "-i", inv,
-                           "wgsp.service_proxy." + name, *extra], cwd=REPO, env=env, capture_output=True,
+                           "wgsp.service_proxy." + name, *extra], cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, check=False, timeout=300)
 
 

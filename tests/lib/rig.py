@@ -31,8 +31,13 @@ class RigError(RuntimeError):
     pass
 
 
+def _stdin(input):
+    """A child's stdin: a pipe with ``input``, else /dev/null of its own (never the run's stdin)."""
+    return {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+
+
 def _run_root(argv, check=True, input=None, timeout=30):
-    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **_stdin(input))
     if check and proc.returncode != 0:
         raise RigError("%s failed (rc=%d): %s" % (" ".join(argv), proc.returncode, proc.stderr.strip()))
     return proc
@@ -89,8 +94,8 @@ class Namespace:
         full_env = dict(os.environ)
         if env:
             full_env.update(env)
-        proc = subprocess.run(self.nsenter() + argv, input=input, capture_output=True, text=True,
-                              timeout=timeout, env=full_env, check=False)
+        proc = subprocess.run(self.nsenter() + argv, capture_output=True, text=True,
+                              timeout=timeout, env=full_env, check=False, **_stdin(input))
         if check and proc.returncode != 0:
             raise RigError("[%s] %s failed (rc=%d)\nstdout: %s\nstderr: %s" % (
                 self.name, cmd, proc.returncode, proc.stdout, proc.stderr))
@@ -99,6 +104,7 @@ class Namespace:
     def popen(self, cmd, **kwargs):
         """Start a long-running process inside the namespace; it is ended by PID in ``close``."""
         argv = ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
         kwargs.setdefault("stdout", subprocess.DEVNULL)
         kwargs.setdefault("stderr", subprocess.DEVNULL)
         proc = subprocess.Popen(self.nsenter() + argv, **kwargs)

@@ -35,7 +35,7 @@ def _image():
 
 def playbook(*args, check=True):
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-e", "wgsp_lab_prefix=" + PREFIX, *args],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900, check=False)
+                          cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("ansible-playbook %s failed (rc=%d)\n%s\n%s" % (
             " ".join(args), proc.returncode, proc.stdout[-15000:], proc.stderr[-5000:]))
@@ -71,7 +71,7 @@ def status(host):
     """wg_status on one lab host, as JSON."""
     proc = subprocess.run([os.path.join(BIN, "ansible"), "-i", INVENTORY, "-e", "wgsp_lab_prefix=" + PREFIX, host,
                            "-m", "wgsp.service_proxy.wg_status", "-o"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120, check=False)
+                          cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
     match = re.search(r"=> (\{.*\})\s*$", proc.stdout.strip(), re.S)
     assert match, "wg_status printed no result: %s %s" % (proc.stdout, proc.stderr)
     return json.loads(match.group(1))

@@ -43,7 +43,7 @@ def test_molecule_scenario(scenario, release):
         "WGSP_TEST_IMAGE": tag,
         "NO_COLOR": "1", "PY_COLORS": "0", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
     })
-    proc = subprocess.run(["molecule", "test", "-s", scenario], cwd=REPO, env=env,
+    proc = subprocess.run(["molecule", "test", "-s", scenario], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800, check=False)
     log = proc.stdout
     if proc.returncode != 0:

@@ -96,7 +96,7 @@ def ansible_playbook(inventory, *args, timeout=TIMEOUT):
                 "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_PIPELINING": "1"})
     proc = subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(REPO, "site.yml")] + list(args),
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+                          cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
     return proc
 
 

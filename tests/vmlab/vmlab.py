@@ -215,8 +215,12 @@ class VmLab:
 
     def ssh(self, name, command, check=True, timeout=120, input_text=None):
         try:
+            # stdin is always ssh's own (a pipe, or /dev/null): ssh makes its stdin non-blocking and,
+            # killed on a timeout (a VM going down mid-session), cannot undo it; on an inherited
+            # stdin that breaks every later ansible in the run ("requires blocking IO").
+            stdin = {"input": input_text} if input_text is not None else {"stdin": subprocess.DEVNULL}
             proc = subprocess.run(self.ssh_argv(name) + [command], capture_output=True, text=True,
-                                  timeout=timeout, input=input_text, check=False)
+                                  timeout=timeout, check=False, **stdin)
         except subprocess.TimeoutExpired as exc:
             proc = subprocess.CompletedProcess(exc.cmd, 255, "", "timed out after %ss" % timeout)
         if check and proc.returncode != 0:
