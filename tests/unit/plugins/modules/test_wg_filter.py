@@ -4,31 +4,17 @@
 import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_filter
-from modrun import call_main  # noqa: E402
-
-EMPTY_SAVE = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+from modharness import FakeHost, is_write, run_module  # noqa: E402
 
 
-def run_module(monkeypatch, args, check_mode=False, diff=False, nft=False):
-    calls = []
-
-    def fake_run(self, argv, data=None, check=True, env=None):
-        calls.append(list(argv))
-        if argv[0].endswith("-save"):
-            return 0, EMPTY_SAVE, ""
-        if argv[:2] == ["nft", "list"] or argv[:3] == ["nft", "-a", "list"]:
-            return 1, "", "Error: No such file or directory"
-        return 0, "", ""
-
-    monkeypatch.setattr(wg_filter.CommandRunner, "run", fake_run)
-    import shutil
-    monkeypatch.setattr(shutil, "which", lambda tool: None if (tool == "nft" and not nft) else "/usr/sbin/" + tool)
-    results = call_main(monkeypatch, wg_filter.main, args, check_mode=check_mode, diff=diff)
-    return results, calls
+def run(monkeypatch, args, check_mode=False, diff=False, nft=False):
+    result, host = run_module(monkeypatch, wg_filter, args, host=FakeHost(missing=() if nft else ("nft",)),
+                              check_mode=check_mode, diff=diff)
+    return result, host.calls
 
 
 def writes(calls):
-    return [c for c in calls if c[0].endswith("-restore") or c[:2] in (["nft", "-f"], ["nft", "-c"])]
+    return [c for c in calls if is_write(c)]
 
 
 ARGS = {"name": "isolate", "backend": "iptables", "hook": "forward", "in_interface": "wg0", "out_interface": "wg0",
@@ -37,7 +23,7 @@ ARGS = {"name": "isolate", "backend": "iptables", "hook": "forward", "in_interfa
 
 def test_check_mode_with_diff_and_persist(monkeypatch, tmp_path):
     path = str(tmp_path / "isolate.rules")
-    result, calls = run_module(monkeypatch, dict(ARGS, persist_path=path), check_mode=True, diff=True)
+    result, calls = run(monkeypatch, dict(ARGS, persist_path=path), check_mode=True, diff=True)
     assert result["changed"] and not result.get("failed") and writes(calls) == []
     assert not (tmp_path / "isolate.rules").exists()
     rules_diff, file_diff = result["diff"]
@@ -55,15 +41,15 @@ def test_check_mode_with_diff_and_persist(monkeypatch, tmp_path):
     ({"allow": [{"sources": ["10.7.0.0/33"]}]}, "allow[0].sources[0]"),
 ])
 def test_bad_input_fails_before_any_command(monkeypatch, change, field):
-    result, calls = run_module(monkeypatch, dict(ARGS, **change))
+    result, calls = run(monkeypatch, dict(ARGS, **change))
     assert result["failed"] and result["field"] == field and calls == []
 
 
 def test_argspec_rejects_policy(monkeypatch):
-    result, calls = run_module(monkeypatch, dict(ARGS, policy="maybe"))
+    result, calls = run(monkeypatch, dict(ARGS, policy="maybe"))
     assert result["failed"] and "policy" in result["msg"] and calls == []
 
 
 def test_absent_on_clean_host_is_unchanged(monkeypatch):
-    result, calls = run_module(monkeypatch, {"name": "isolate", "state": "absent"}, nft=True)
+    result, calls = run(monkeypatch, {"name": "isolate", "state": "absent"}, nft=True)
     assert result["changed"] is False and writes(calls) == [] and result["filter"] is None

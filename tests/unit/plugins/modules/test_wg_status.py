@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_backend
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_status
-from modrun import call_main  # noqa: E402
+from modharness import run_module as run  # noqa: E402
 
 NOW_KEY = "K" * 43 + "="
 HUB_KEY = "H" * 43 + "="
@@ -36,7 +36,6 @@ def live(handshake_age=5, exists=True):
 
 
 def run_module(monkeypatch, args, iface, sync=True, check_mode=False):
-    results = {}
     calls = {"rules": [], "ipr": FakeIPRoute()}
 
     def rule_set_status(module, params, runner, resolver_factory=None, which=None):
@@ -46,11 +45,10 @@ def run_module(monkeypatch, args, iface, sync=True, check_mode=False):
                           "extra_jumps": [], "chains": []},
                 "expected": ["x"], "installed": ["x"] if sync else [], "counters": [], "containers": []}
 
-    monkeypatch.setattr(wg_status, "IPRoute", lambda: calls["ipr"])
     monkeypatch.setattr(wg_status, "host_readers",
                         lambda ipr: (lambda name: iface, lambda name: [], lambda address: "wg0"))
     monkeypatch.setattr(_fw_backend, "rule_set_status", rule_set_status)
-    results = call_main(monkeypatch, wg_status.main, args, check_mode=check_mode)
+    results, _host = run(monkeypatch, wg_status, args, ipr=calls["ipr"], check_mode=check_mode)
     results["_calls"] = calls
     return results
 
