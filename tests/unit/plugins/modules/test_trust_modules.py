@@ -147,7 +147,7 @@ def test_wg_key_refuses_relative_empty_and_nul_paths_cleanly(monkeypatch, tmp_pa
 def test_wg_status_refuses_bad_numbers_and_names(monkeypatch, args, field):
     result = run_status(monkeypatch, dict({"state_dir": "/nonexistent"}, **args), live())
     failed_on(result, field)
-    assert result["_calls"]["rules"] == []
+    assert result["_calls"]["host"].calls == []
 
 
 # ---------------------------------------------------------------- wg_interface
