@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter ``wgsp_env_import``: an original ``.env`` file's text -> the collection's inventory files.
 
-The conversion lives in ``module_utils/_env_import.py`` (standard library only), shared with the
+The conversion lives in ``plugin_utils/env_import/`` (standard library only), shared with the
 CLI ``bin/wgsp-import-env``.
 """
 
@@ -11,7 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._env_import import (  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.plugin_utils.env_import import (  # noqa: E402
     EnvImportError,
     convert,
 )
