@@ -1,7 +1,8 @@
-"""A migrating user keeps the host's WireGuard identity: the importer puts the .env file's private key
-in a secrets file, and the playbook wgsp.service_proxy.install_key installs it on the host (a namespace
-test host, through ansible-playbook) - 0600, the public key the original derived, idempotent, an
-existing different key kept unless force, and the key never in the output, even with --diff -vvv."""
+"""The importer's playbook writes what its CLI writes, under the same rules; and a migrating user keeps
+the host's WireGuard identity: the importer puts the .env file's private key in a secrets file, and
+the playbook wgsp.service_proxy.install_key installs it on the host (a namespace test host, through
+ansible-playbook) - 0600, the public key the original derived, idempotent, an existing different key
+kept unless force, and the key never in the output, even with --diff -vvv."""
 
 import os
 import stat
@@ -12,7 +13,14 @@ from conftest import REPO, require_root_tools
 CLI = os.path.join(REPO, "bin", "wgsp-import-env")
 PRIVATE = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA="  # the share fixture's test key
 OTHER = "UFFSU1RVVldYWVpbXF1eX2BhYmNkZWZnaGlqa2xtbm8="
-ENV = os.path.join(REPO, "tests", "unit", "fixtures", "env", "original", ".env.share.example")
+FIXTURES = os.path.join(REPO, "tests", "unit", "fixtures", "env")
+ENV = os.path.join(FIXTURES, "original", ".env.share.example")
+SECRETS = (PRIVATE, "ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+P0A=")
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([CLI, *args], stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
+                          cwd=cwd)
 
 
 def _install(tmp_path, inv, *extra):
@@ -35,8 +43,7 @@ def test_imported_key_is_installed_without_ever_being_shown(lab, tmp_path):
 
     host = lab.host("share1")
     inv = namespace_inventory(tmp_path, {"share_clients": [host]})
-    proc = subprocess.run([CLI, ENV, "--host", "share1", "--out-dir", "inv"], cwd=str(tmp_path),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    proc = cli(ENV, "--host", "share1", "--out-dir", "inv", cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
 
     first = _install(tmp_path, inv)
@@ -64,3 +71,37 @@ def test_imported_key_is_installed_without_ever_being_shown(lab, tmp_path):
         for secret in (PRIVATE, OTHER):
             assert secret not in proc.stdout + proc.stderr
     assert stat.S_IMODE((tmp_path / "secrets" / "share1.keys.yml").stat().st_mode) == 0o600
+
+
+def _playbook(tmp_path, *extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), PWD=str(tmp_path))
+    playbook = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
+    return subprocess.run([playbook, "wgsp.service_proxy.import_env", "-vvv", "--diff",
+                           "-e", "env_file=%s" % os.path.join(FIXTURES, ".env.share"), "-e", "host=share1",
+                           "-e", "out_dir=pb", *extra], cwd=str(tmp_path), env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, check=False, timeout=180)
+
+
+def test_playbook_and_cli_write_the_same_files(tmp_path):
+    proc = _playbook(tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    for secret in SECRETS:
+        assert secret not in proc.stdout + proc.stderr
+    os.makedirs(str(tmp_path / "cli"))
+    assert cli(os.path.join(FIXTURES, ".env.share"), "--host", "share1", "--out-dir", "pb",
+               cwd=str(tmp_path / "cli")).returncode == 0
+    for rel in ("pb/host_vars/share1.yml", "secrets/share1.keys.yml", "pb/hosts.yml"):
+        assert (tmp_path / rel).read_text() == (tmp_path / "cli" / rel).read_text(), rel
+    assert stat.S_IMODE((tmp_path / "secrets" / "share1.keys.yml").stat().st_mode) == 0o600
+    for created in ("pb", "pb/host_vars", "secrets"):
+        assert stat.S_IMODE((tmp_path / created).stat().st_mode) == 0o700, created
+    # the same rules as the CLI: an existing file is kept, the keys stay out of the inventory
+    (tmp_path / "pb" / "host_vars" / "share1.yml").write_text("# edited\n")
+    proc = _playbook(tmp_path)
+    assert proc.returncode == 2 and "exists" in proc.stdout and "force=true" in proc.stdout
+    assert (tmp_path / "pb" / "host_vars" / "share1.yml").read_text() == "# edited\n"
+    assert _playbook(tmp_path, "-e", "force=true").returncode == 0
+    proc = _playbook(tmp_path, "-e", "force=true", "-e", "secrets_dir=pb/keys")
+    assert proc.returncode == 2 and "inside the inventory" in proc.stdout
+    assert not (tmp_path / "pb" / "keys").exists()

@@ -236,37 +236,3 @@ def test_the_key_file_is_never_written_into_the_inventory(tmp_path):
                cwd=str(tmp_path))
     assert proc.returncode == 2 and "inside the inventory" in proc.stderr
     assert not (tmp_path / "inv").exists()
-
-
-def _playbook(tmp_path, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), PWD=str(tmp_path))
-    playbook = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
-    return subprocess.run([playbook, "wgsp.service_proxy.import_env", "-vvv", "--diff",
-                           "-e", "env_file=%s" % os.path.join(FIXTURES, ".env.share"), "-e", "host=share1",
-                           "-e", "out_dir=pb", *extra], cwd=str(tmp_path), env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, check=False, timeout=180)
-
-
-def test_playbook_and_cli_write_the_same_files(tmp_path):
-    proc = _playbook(tmp_path)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    for secret in SECRETS:
-        assert secret not in proc.stdout + proc.stderr
-    os.makedirs(str(tmp_path / "cli"))
-    assert cli(os.path.join(FIXTURES, ".env.share"), "--host", "share1", "--out-dir", "pb",
-               cwd=str(tmp_path / "cli")).returncode == 0
-    for rel in ("pb/host_vars/share1.yml", "secrets/share1.keys.yml", "pb/hosts.yml"):
-        assert (tmp_path / rel).read_text() == (tmp_path / "cli" / rel).read_text(), rel
-    assert stat.S_IMODE((tmp_path / "secrets" / "share1.keys.yml").stat().st_mode) == 0o600
-    for created in ("pb", "pb/host_vars", "secrets"):
-        assert stat.S_IMODE((tmp_path / created).stat().st_mode) == 0o700, created
-    # the same rules as the CLI: an existing file is kept, the keys stay out of the inventory
-    (tmp_path / "pb" / "host_vars" / "share1.yml").write_text("# edited\n")
-    proc = _playbook(tmp_path)
-    assert proc.returncode == 2 and "exists" in proc.stdout and "force=true" in proc.stdout
-    assert (tmp_path / "pb" / "host_vars" / "share1.yml").read_text() == "# edited\n"
-    assert _playbook(tmp_path, "-e", "force=true").returncode == 0
-    proc = _playbook(tmp_path, "-e", "force=true", "-e", "secrets_dir=pb/keys")
-    assert proc.returncode == 2 and "inside the inventory" in proc.stdout
-    assert not (tmp_path / "pb" / "keys").exists()
