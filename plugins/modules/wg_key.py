@@ -24,7 +24,7 @@ author:
 attributes:
   check_mode:
     support: full
-    description: A missing key is reported as a change and not generated; RV(public_key) is then null.
+    description: A missing key is reported as a change (none with O(generate=false)) and not generated; RV(public_key) is then null.
   diff_mode:
     support: none
     description: The key is a secret; there is nothing to show.
