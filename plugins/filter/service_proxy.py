@@ -274,19 +274,61 @@ def client_peers(clients, hostvars, keys):
     return peers
 
 
-HUB_DEFAULTS = {"wg_server_interface": "wg0", "wg_server_address": "10.7.0.1/24", "wg_server_listen_port": 51820}
+# The roles' default values have one home, each role's defaults/main.yml. The filters that stand in
+# for a role where it does not run (a hub's settings seen from its clients, a host's interface in the
+# operations playbooks) read the plain (untemplated) values there, so they cannot drift apart.
+_ROLE_DEFAULTS = {}
+
+# The inventory group of each role, in the order a host in several groups is judged by (as the
+# operations playbooks did); a host in none is taken as a proxy client.
+ROLE_GROUPS = (("wg_server", "wg_server"), ("share_clients", "share_client"), ("proxy_clients", "proxy_client"))
+
+
+def role_defaults(role):
+    """The plain defaults of one of the collection's roles (``roles/<role>/defaults/main.yml``);
+    templated values (``{{ }}``) are left out - the caller derives those itself."""
+    if role not in _ROLE_DEFAULTS:
+        import os.path  # only here: the filter's module imports are shared with the other filters
+
+        import yaml
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                            "roles", role, "defaults", "main.yml")
+        try:
+            with open(path) as handle:
+                values = yaml.safe_load(handle) or {}
+        except (IOError, OSError, yaml.YAMLError) as exc:
+            raise AnsibleFilterError("cannot read the defaults of the role %s (%s): %s" % (role, path, exc))
+        _ROLE_DEFAULTS[role] = dict((k, v) for k, v in values.items() if not (isinstance(v, str) and "{{" in v))
+    return _ROLE_DEFAULTS[role]
+
+
+def host_tunnel(host_vars, groups):
+    """The role, interface and state directory of one inventory host, from its groups (``group_names``)
+    and its variables (``hostvars[inventory_hostname]``), with the role's defaults: the one mapping the
+    operations playbooks (status, test_connection, debug, restart) use."""
+    groups = groups or []
+    role = next((name for group, name in ROLE_GROUPS if group in groups), "proxy_client")
+    defaults = role_defaults(role)
+
+    def get(suffix):
+        key = "%s_%s" % (role, suffix)
+        value = host_vars.get(key) if host_vars else None
+        return value if value not in (None, "") else defaults.get(key)
+
+    return {"role": role, "interface": get("interface"), "state_dir": get("state_dir")}
 
 
 def hub_info(hub, hostvars):
-    """What a client needs to know of its hub, from the hub's inventory vars (same defaults as the
-    wg_server role): endpoint, tunnel network, tunnel address, key path, interface."""
+    """What a client needs to know of its hub, from the hub's inventory vars (the wg_server role's
+    defaults for the ones unset): endpoint, tunnel network, tunnel address, key path, interface."""
     if hub not in hostvars:
         raise AnsibleFilterError("hub %r is not in the inventory (set share_client_hub / proxy_client_hub)" % (hub,))
     vars_ = hostvars[hub]
 
     def get(key):
         value = vars_.get(key)
-        return value if value not in (None, "") else HUB_DEFAULTS.get(key)
+        return value if value not in (None, "") else role_defaults("wg_server").get(key)
 
     def check(var, func, value):
         return _check(var, None, "%s.%s" % (hub, var), func, value)
@@ -532,6 +574,7 @@ class FilterModule(object):
             "wgsp_client_peers": client_peers,
             "wgsp_host_address": host_address,
             "wgsp_hub_info": hub_info,
+            "wgsp_host_tunnel": host_tunnel,
             "wgsp_client_routes": client_routes,
             "wgsp_route_commands": route_commands,
             "wgsp_boot_commands": boot_commands,

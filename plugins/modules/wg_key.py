@@ -24,7 +24,7 @@ author:
 attributes:
   check_mode:
     support: full
-    description: A missing key is reported as a change and not generated; RV(public_key) is then null.
+    description: A missing key is reported as a change (none with O(generate=false)) and not generated; RV(public_key) is then null.
   diff_mode:
     support: none
     description: The key is a secret; there is nothing to show.
@@ -44,8 +44,16 @@ options:
     description:
       - Replace an existing key with a new one (key rotation). Every peer of this host must then be
         given the new public key.
+      - Cannot be combined with O(generate=false).
     type: bool
     default: false
+  generate:
+    description:
+      - Generate the key when it is missing. V(false) only reads it - a missing key changes nothing and
+        returns RV(public_key) null (RV(generated) false), so a play that reads another host's key
+        (C(delegate_to)) can never create one on that host.
+    type: bool
+    default: true
 notes:
   - An existing file that does not hold a WireGuard key fails the module; it is never overwritten
     unless O(regenerate=true).
@@ -59,6 +67,13 @@ EXAMPLES = r"""
     path: /etc/wireguard/wg0.key
   register: wg0_key
 
+- name: Read the hub's public key without ever creating one there
+  wgsp.service_proxy.wg_key:
+    path: /etc/wireguard/wg0.key
+    generate: false
+  delegate_to: hub
+  register: hub_key
+
 - name: Show the public key (the private key is never returned)
   ansible.builtin.debug:
     msg: "{{ wg0_key.public_key }}"
@@ -66,7 +81,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 public_key:
-  description: The public key (base64) of the key file; null in check mode when the key does not exist yet.
+  description:
+    - The public key (base64) of the key file; null in check mode when the key does not exist yet, and
+      null when it does not exist and O(generate=false).
   returned: always
   type: str
   sample: xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=
@@ -84,7 +101,12 @@ generated:
 
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError, check_abs_path, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+    ValidationError,
+    WgspError,
+    check_abs_path,
+    fail_from_error,
+)
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import (
     generate_private_key,
     public_key,
@@ -93,12 +115,18 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import
 )
 
 
-def ensure_key(path, regenerate=False, check_mode=False):
-    """Return ``(generated, public_key)``; the private key stays in this function's scope."""
+def ensure_key(path, regenerate=False, check_mode=False, generate=True):
+    """Return ``(generated, public_key)``; the private key stays in this function's scope.
+
+    ``generate=False`` only reads: a missing key is ``(False, None)`` and nothing is written."""
     path = check_abs_path("path", path)
+    if regenerate and not generate:
+        raise ValidationError("regenerate", "cannot be combined with generate=false (a read never writes a key)")
     current = read_key_file("path", path)
     if current is not None and not regenerate:
         return False, public_key(current)
+    if not generate:
+        return False, None
     if check_mode:
         return True, None
     private = generate_private_key()
@@ -111,12 +139,14 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             regenerate=dict(type="bool", default=False),
+            generate=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     path = module.params["path"]
     try:
-        generated, public = ensure_key(path, module.params["regenerate"], module.check_mode)
+        generated, public = ensure_key(path, module.params["regenerate"], module.check_mode,
+                                       generate=module.params["generate"])
     except WgspError as exc:
         fail_from_error(module, exc)
     module.exit_json(changed=generated, generated=generated, public_key=public, path=path)

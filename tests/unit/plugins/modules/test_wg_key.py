@@ -36,3 +36,25 @@ def test_a_file_without_a_key_is_an_error_not_overwritten(tmp_path):
     else:
         raise AssertionError("expected a failure")
     assert path.read_text() == "not a key\n"
+
+
+def test_generate_false_only_reads(tmp_path):
+    """A read (the roles' delegated read of another host's key) never creates a key or its directory."""
+    path = tmp_path / "keys" / "wg0.key"
+    assert wg_key.ensure_key(str(path), generate=False) == (False, None)
+    assert wg_key.ensure_key(str(path), generate=False, check_mode=True) == (False, None)
+    assert not path.exists() and not path.parent.exists()
+    generated, public = wg_key.ensure_key(str(path))
+    assert generated
+    assert wg_key.ensure_key(str(path), generate=False) == (False, public)
+
+
+def test_generate_false_refuses_regenerate(tmp_path):
+    path = tmp_path / "wg0.key"
+    try:
+        wg_key.ensure_key(str(path), regenerate=True, generate=False)
+    except Exception as exc:  # noqa: BLE001
+        assert str(exc).startswith("regenerate: ") and getattr(exc, "field", None) == "regenerate"
+    else:
+        raise AssertionError("expected a failure")
+    assert not path.exists()
