@@ -4,7 +4,7 @@ on ansible-core releases that predate it (< 2.19).
 Test helper only, never seen by the collection's plugins: tests/unit/plugins/modules/test_wg_interface.py
 imports ``patch_module_args`` (new in ansible-core 2.19). Before 2.19 ``AnsibleModule`` read its arguments
 from ``basic._ANSIBLE_ARGS``, which is exactly what this stand-in sets (the same fallback as
-tests/unit/plugins/modules/modrun.py). On 2.19 and later this plugin does nothing.
+tests/lib/modharness.py). On 2.19 and later this plugin does nothing.
 """
 
 import contextlib
