@@ -28,7 +28,7 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     ValidationError,
     check_abs_path,
     check_cidr,
@@ -42,7 +42,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     check_script_path,
     shell_quote,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import check_key
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key
 
 PROTOS = ("tcp", "udp", "both", "all")
 ROUTE_PROTO_RANGE = (5, 254)

@@ -19,7 +19,7 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     ValidationError,
     WgspError,
     check_address,

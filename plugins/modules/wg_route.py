@@ -145,8 +145,8 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (  # noqa: E402
     WgspError,
     check_int,
     fail_from_error,

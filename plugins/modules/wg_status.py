@@ -292,13 +292,13 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (  # noqa: E402
     CommandRunner,
     WgspError,
     fail_from_error,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _status  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import report as _status  # noqa: E402
 
 try:
     from pyroute2 import IPRoute  # noqa: E402
@@ -324,7 +324,7 @@ ARGUMENT_SPEC = dict(
 def host_readers(iproute):
     """The live readers of this host: interface, routes through it, the route to an address."""
     from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import RouteManager
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_interface import read_interface
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.interface import read_interface
 
     manager = RouteManager(iproute)
 
@@ -352,7 +352,7 @@ def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import rule_set_status
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import rule_set_status
 
     params = module.params
     fail_on = params["fail_on"] or []

@@ -17,7 +17,7 @@ import traceback
 
 import ansible.module_utils.basic  # noqa: F401 (imported once, before the forks)  pylint: disable=unused-import
 import pyroute2  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _common  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks as _common  # noqa: F401  pylint: disable=unused-import
 
 
 def run_child(request, out_path, err_path):

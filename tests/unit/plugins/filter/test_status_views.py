@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.filter import status_views as views
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
 
 PRIV = keys.generate_private_key()
 PUB = keys.public_key(PRIV)

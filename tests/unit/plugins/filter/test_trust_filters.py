@@ -14,9 +14,9 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.wgsp.service_proxy.plugins.filter import service_proxy as f
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _common as c
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_rules as rules
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks as c
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import rules
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 HOSTILE_ROUTE = "fd00::9%x||echo INJECTED#"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import (
     DockerResolver,
     check_set_name,
     listen_ports_from_wg,

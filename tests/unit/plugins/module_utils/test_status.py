@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _status
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import report as _status
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError
 
 NOW = 1800000000
 HUB_KEY = "H" * 43 + "="

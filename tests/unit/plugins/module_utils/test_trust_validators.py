@@ -14,13 +14,13 @@ import subprocess
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _common as c
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_rules as rules
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks as c
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import rules
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _routes as routes
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import validate_filter
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import check_persist_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import check_persist_path
 from fake_links import FakeLinkOps  # noqa: E402
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
@@ -124,8 +124,8 @@ def test_script_paths_on_shell_lines(path):
 def test_boot_script_jump_lines_are_quoted_words(tmp_path):
     """_fw_persist writes each word of a shell command with shlex.quote: parsing the line gives the
     same argv as the validated jump."""
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_persist import iptables_script
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.persist import iptables_script
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import Desired
 
     desired = Desired("iptables", "pub")
     desired.chains = {("ipv4 nat", "WGSP-PUB-PRE"): None}
@@ -173,7 +173,7 @@ def test_every_interface_option_refuses_wildcards(name):
                                      "out_interface": name}).field == "out_interface"
     assert refused(routes.normalise_routes, [{"dest": "10.0.0.0/8"}], name).field == "interface"
     assert refused(wgi.validate_params, {"name": name, "private_key": PRIV}).field == "name"
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import StatusReport
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.report import StatusReport
     assert refused(StatusReport, name, None, None).field == "interface"
 
 
@@ -227,7 +227,7 @@ def test_failed_start_reports_stdout_error(tmp_path):
 
 class FailingLinks(FakeLinkOps):
     def add_address(self, cidr):
-        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_netlink import NetlinkError
+        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.netlink import NetlinkError
         raise NetlinkError("netlink add_address on wg0 failed: Invalid argument", errno=22)
 
 
@@ -242,7 +242,7 @@ class RefusingIPRoute:
         self.errno = errno_
 
     def route(self, op, **kw):
-        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_genl import NetlinkError
+        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.genl import NetlinkError
         exc = NetlinkError("kernel says no", errno=self.errno)
         exc.code = self.errno
         raise exc

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_genl as genl
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import genl
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import WgspError
 from fake_genl import FakeKernel  # noqa: E402
 from fake_links import FakeLinkOps  # noqa: E402
 

@@ -9,8 +9,8 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_interface as mod
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
 PSK = "KBLdSraeBLjbYUyk/aEu7xxmhQB29d8J1by+46zysmo="

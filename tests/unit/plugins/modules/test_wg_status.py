@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_backend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import backend as _fw_backend
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_status
 from modrun import call_main  # noqa: E402
 

@@ -29,14 +29,17 @@ import os
 import stat
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError, make_dirs
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_params
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_persist
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import FilterIptablesBackend, FilterNftablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import IptablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import drift, render_lines
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError, make_dirs
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import params as _fw_params
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import persist as _fw_persist
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import (
+    FilterIptablesBackend,
+    FilterNftablesBackend,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import IptablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import NftablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import check_set_name
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import drift, render_lines
 
 BACKENDS = ("auto", "iptables", "nftables")
 # A port range longer than this is cleaned from conntrack by address only (one call, not one per port).

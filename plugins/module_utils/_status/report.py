@@ -22,7 +22,7 @@ import os
 import socket
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     ValidationError,
     WgspError,
     check_abs_path,

@@ -17,7 +17,7 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     ValidationError,
     WgspError,
     check_docker_name,
@@ -25,8 +25,8 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     check_script_path,
     describe,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import validate_filter
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import (
     DockerResolver,
     check_set_name,
     listen_ports_from_wg,

@@ -17,7 +17,7 @@ import ipaddress
 import re
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     ANY_NETWORKS,
     ValidationError,
     WgspError,

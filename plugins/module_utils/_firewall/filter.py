@@ -24,7 +24,7 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     ANY_NETWORKS,
     ValidationError,
     WgspError,
@@ -34,15 +34,15 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     check_port_range,
     describe,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import (
     DOCKER_USER,
     TOOLS,
     IptablesBackend,
     chain_name,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name, format_ports
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import NftablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import check_set_name, format_ports
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import Desired
 
 HOOKS = {"input": ("IN", "INPUT"), "forward": ("FLT", "FORWARD")}
 POLICIES = ("drop", "reject", "accept")

@@ -28,7 +28,7 @@ import socket
 import subprocess
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     CommandError,
     CommandRunner,
     ValidationError,
@@ -43,9 +43,9 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import 
     check_shell_line,
     check_token,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_uapi as uapi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import uapi
 
 CONF_DIR = "/etc/wireguard"
 PSK_SET = "<preshared key set>"

@@ -28,7 +28,7 @@ import re
 import shlex
 import stat
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     SCRIPT_PATH_RE,
     ValidationError,
     WgspError,

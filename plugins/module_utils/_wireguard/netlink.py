@@ -20,8 +20,8 @@ __metaclass__ = type
 
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_genl as genl
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import ZERO_KEY
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import genl
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import ZERO_KEY
 
 try:
     from pyroute2 import IPRoute
