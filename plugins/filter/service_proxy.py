@@ -28,18 +28,19 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
-    ValidationError,
-    check_abs_path,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path, check_script_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import (
     check_cidr,
     check_dnat_target,
-    check_docker_name,
     check_endpoint,
+    check_interface_address,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+    check_docker_name,
     check_ifname,
     check_int,
-    check_interface_address,
     check_port,
-    check_script_path,
     shell_quote,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key

@@ -317,11 +317,8 @@ persist_path:
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (  # noqa: E402
-    CommandRunner,
-    WgspError,
-    fail_from_error,
-)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (  # noqa: E402
     RuleSet,
     check_persist,

@@ -84,7 +84,8 @@ generated:
 
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import WgspError, check_abs_path, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import (
     generate_private_key,
     public_key,

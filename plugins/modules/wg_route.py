@@ -146,11 +146,8 @@ import traceback  # noqa: E402
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (  # noqa: E402
-    WgspError,
-    check_int,
-    fail_from_error,
-)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_int  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import (  # noqa: E402
     RouteManager,
     check_table,

@@ -29,7 +29,8 @@ import os
 import stat
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError, make_dirs
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import make_dirs
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import params as _fw_params
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import persist as _fw_persist
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import (

@@ -24,15 +24,16 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
-    ANY_NETWORKS,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import ANY_NETWORKS, check_match_networks
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (
     ValidationError,
     WgspError,
+    describe,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     check_ifname,
-    check_match_networks,
     check_no_control,
     check_port_range,
-    describe,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import (
     DOCKER_USER,

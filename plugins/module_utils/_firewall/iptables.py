@@ -30,7 +30,7 @@ __metaclass__ = type
 import re
 import shutil
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import format_ports
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import (
     Desired,

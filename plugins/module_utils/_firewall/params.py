@@ -17,14 +17,13 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (
     ValidationError,
     WgspError,
-    check_docker_name,
-    check_no_control,
-    check_script_path,
     describe,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_docker_name, check_no_control
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_script_path
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import (
     DockerResolver,

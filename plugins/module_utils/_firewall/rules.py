@@ -17,13 +17,14 @@ import ipaddress
 import re
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import (
     ANY_NETWORKS,
-    ValidationError,
-    WgspError,
     address_text,
     check_dnat_target,
     check_match_networks,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     check_docker_name,
     check_ifname,
     check_no_control,

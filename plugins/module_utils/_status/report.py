@@ -22,15 +22,13 @@ import os
 import socket
 import time
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path, check_path_limits
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
-    ValidationError,
-    WgspError,
-    check_abs_path,
     check_float,
     check_ifname,
     check_int,
     check_no_control,
-    check_path_limits,
     check_port,
 )
 

@@ -31,7 +31,7 @@ import os
 import socket
 import struct
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 
 NETLINK_GENERIC = 16
 SOL_NETLINK = 270

@@ -28,17 +28,21 @@ import socket
 import subprocess
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (
     CommandError,
-    CommandRunner,
     ValidationError,
     WgspError,
-    check_abs_path,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import (
     check_cidr,
     check_endpoint,
+    check_interface_address,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     check_ifname,
     check_int,
-    check_interface_address,
     check_port,
     check_shell_line,
     check_token,

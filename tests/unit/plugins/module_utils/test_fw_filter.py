@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (
     RuleSet,
     persist_rule_set,

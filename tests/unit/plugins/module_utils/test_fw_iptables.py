@@ -6,7 +6,7 @@ the "kernel" state is the save text, updated by applying restore payloads with a
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import CommandError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import CommandError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, drift
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import (
     IptablesBackend,
@@ -271,7 +271,7 @@ def test_auto_selects_iptables_with_docker_or_without_nft():
 
 
 def test_foreign_jumps_are_kept_and_a_chain_they_target_is_not_deleted():
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import WgspError
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 
     runner = FakeRunner()
     rs = RuleSet(runner, "pub", "iptables", which=which_all)

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import set_lock
 
 

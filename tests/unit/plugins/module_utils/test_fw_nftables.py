@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import CommandError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import CommandError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, conntrack_commands
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import (
     NftablesBackend,

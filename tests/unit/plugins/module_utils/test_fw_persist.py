@@ -6,12 +6,8 @@ import sys
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
-    ValidationError,
-    WgspError,
-    check_path_limits,
-    make_dirs,
-)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_path_limits, make_dirs
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, persist_rule_set
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import check_persist_path
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.persist import HEREDOC, iptables_script

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, rule_set_status
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import dnat_rules, module_params
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import DockerResolver

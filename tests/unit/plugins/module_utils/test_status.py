@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import report as _status
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 
 NOW = 1800000000
 HUB_KEY = "H" * 43 + "="

@@ -14,11 +14,11 @@ import subprocess
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks as c
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks, errors, files, net
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import rules
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _routes as routes
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import check_persist_path
 from fake_links import FakeLinkOps  # noqa: E402
@@ -41,26 +41,26 @@ def refused(func, *args):
 
 @pytest.mark.parametrize("value", SCOPED)
 def test_scope_ids_are_refused_by_every_address_validator(value):
-    for func, text in ((c.check_address, value), (c.check_cidr, value), (c.check_cidr, value + "/64"),
-                       (c.check_interface_address, value + "/64"), (c.check_dnat_target, value)):
+    for func, text in ((net.check_address, value), (net.check_cidr, value), (net.check_cidr, value + "/64"),
+                       (net.check_interface_address, value + "/64"), (net.check_dnat_target, value)):
         err = refused(func, "opt", text)
         assert err.field == "opt" and "opt: " in err.msg
-    assert "scope id" in refused(c.check_address, "opt", value).msg
-    err = refused(c.check_cidr, "opt", value + "/128", True)
+    assert "scope id" in refused(net.check_address, "opt", value).msg
+    err = refused(net.check_cidr, "opt", value + "/128", True)
     assert err.field == "opt"
-    assert refused(c.check_endpoint, "opt", "[%s]:51820" % value).field == "opt"
+    assert refused(net.check_endpoint, "opt", "[%s]:51820" % value).field == "opt"
 
 
 def test_plain_addresses_still_pass():
-    assert str(c.check_address("a", " fd00::9 ")) == "fd00::9"
-    assert str(c.check_cidr("a", "fd00::/64", True)) == "fd00::/64"
-    assert c.check_endpoint("e", "[fd00::1]:51820") == ("fd00::1", 51820)
-    assert c.check_endpoint("e", "hub.example.net:51820") == ("hub.example.net", 51820)
+    assert str(net.check_address("a", " fd00::9 ")) == "fd00::9"
+    assert str(net.check_cidr("a", "fd00::/64", True)) == "fd00::/64"
+    assert net.check_endpoint("e", "[fd00::1]:51820") == ("fd00::1", 51820)
+    assert net.check_endpoint("e", "hub.example.net:51820") == ("hub.example.net", 51820)
 
 
 @pytest.mark.parametrize("value", ["-f:51820", "a..b:1", "[1.2.3.4]:5", "host_x:1", "x y:1", ".:1", "1.2.3.4:70000"])
 def test_endpoint_hosts_follow_dns_rules(value):
-    assert refused(c.check_endpoint, "peers[0].endpoint", value).field == "peers[0].endpoint"
+    assert refused(net.check_endpoint, "peers[0].endpoint", value).field == "peers[0].endpoint"
 
 
 def test_sources_with_a_scope_id_never_reach_ip6tables_restore():
@@ -117,7 +117,7 @@ def test_post_up_accepts_a_shell_line_and_writes_it_verbatim():
 @pytest.mark.parametrize("path", ["/etc/x;touch /tmp/m", "/etc/$(id)", "/etc/a b", "/etc/%i", "relative/x", "/etc/../x",
                                   "/etc/x/", "", "/etc/x\n", "/etc/x\x00"])
 def test_script_paths_on_shell_lines(path):
-    assert refused(c.check_script_path, "persist_path", path).field == "persist_path"
+    assert refused(files.check_script_path, "persist_path", path).field == "persist_path"
     assert refused(check_persist_path, "persist_path", path).field == "persist_path"
 
 
@@ -149,16 +149,16 @@ BAD_NAMES = [".", "..", "-f", "--version", "+", "eth+", "wg+0", "a/b", "a:b", "a
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_interface_names_follow_the_kernel_rules_and_refuse_wildcards(name):
-    assert refused(c.check_ifname, "in_interface", name).field == "in_interface"
+    assert refused(checks.check_ifname, "in_interface", name).field == "in_interface"
 
 
 @pytest.mark.parametrize("name", ["wg0", "eth0.100", "br-1a2b3c4d5e6f", "a=b", "x_y-z.9", "x" * 15, ".x", "0"])
 def test_interface_names_accepted(name):
-    assert c.check_ifname("interface", name) == name
+    assert checks.check_ifname("interface", name) == name
 
 
 def test_plus_is_refused_with_the_reason():
-    assert "wildcard" in refused(c.check_ifname, "in_interface", "eth+").msg
+    assert "wildcard" in refused(checks.check_ifname, "in_interface", "eth+").msg
 
 
 @pytest.mark.parametrize("name", ["+", "eth+"])
@@ -214,7 +214,7 @@ def test_failed_start_reports_stdout_error(tmp_path):
     backend = wgi.UserspaceBackend("wg0", socket_dir=str(tmp_path))
     os.environ["BANNER"] = BANNER
     try:
-        with pytest.raises(c.CommandError) as err:
+        with pytest.raises(errors.CommandError) as err:
             backend.start_daemon([str(fake), "wg0"])
     finally:
         del os.environ["BANNER"]
@@ -319,10 +319,10 @@ def test_route_tables_accepted():
 
 @pytest.mark.parametrize("value", [-1, -0.5, 0, 601, "x", float("nan"), True])
 def test_check_float(value):
-    assert refused(c.check_float, "probe_timeout", value, 0.001, 600).field == "probe_timeout"
+    assert refused(checks.check_float, "probe_timeout", value, 0.001, 600).field == "probe_timeout"
 
 
 @pytest.mark.parametrize("path", ["", "wg0.key", "./wg0.key", "/etc/wireguard/", "/etc/wireguard/wg0\x00.key",
                                   "/etc/wg\n0.key", None])
 def test_abs_path(path):
-    assert refused(c.check_abs_path, "path", path).field == "path"
+    assert refused(files.check_abs_path, "path", path).field == "path"

@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import genl
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 
 import fake_genl as k  # noqa: E402
 from fake_genl import FakeKernel  # noqa: E402

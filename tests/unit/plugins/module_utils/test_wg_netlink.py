@@ -9,7 +9,7 @@ import pytest
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import genl
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 from fake_genl import FakeKernel  # noqa: E402
 from fake_links import FakeLinkOps  # noqa: E402
 

@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
 from fake_links import FakeLinkOps  # noqa: E402
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
