@@ -16,7 +16,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.wgsp.service_proxy.plugins.filter import service_proxy as f
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks, errors
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import rules
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import params as wg_params
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 HOSTILE_ROUTE = "fd00::9%x||echo INJECTED#"
@@ -150,7 +150,7 @@ def test_filter_and_module_agree_on_interface_names(name):
     assert filter_error(f.check_vars, {"proxy_client_interface": name}).startswith("proxy_client_interface")
     assert filter_error(f.check_ifname_filter, name, "debug_interface").startswith("debug_interface")
     with pytest.raises(errors.ValidationError):
-        wgi.validate_params({"name": name, "private_key": "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="})
+        wg_params.validate_params({"name": name, "private_key": "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="})
 
 
 def test_hub_info_validates_the_hubs_variables():

@@ -17,7 +17,10 @@ import pytest
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks, errors, files, net
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import rules
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _routes as routes
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import backends as wg_backends
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import params as wg_params
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import wgquick
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import check_persist_path
@@ -94,7 +97,7 @@ def test_wg_interface_validates_everything_before_any_change(tmp_path):
 ])
 def test_interface_addresses_the_kernel_would_refuse_after_creation(address, why):
     """The kernel refuses ::/128, ff02::1 and ::1 only once the link exists (half-configured)."""
-    err = refused(wgi.validate_params, {"name": "wg0", "private_key": PRIV, "addresses": ["10.7.0.1/24", address]})
+    err = refused(wg_params.validate_params, {"name": "wg0", "private_key": PRIV, "addresses": ["10.7.0.1/24", address]})
     assert err.field == "addresses[1]" and why in err.msg
 
 
@@ -104,13 +107,13 @@ def test_interface_addresses_the_kernel_would_refuse_after_creation(address, why
 @pytest.mark.parametrize("line", ["ip route replace 10.0.0.0/8 dev %i # x", "a\nb", "a\rb", "x\x00y", "   ", ""])
 def test_post_up_refuses_comment_marks_newlines_and_control_chars(line):
     for hook in ("post_up", "pre_down"):
-        err = refused(wgi.validate_params, {"name": "wg0", "private_key": PRIV, hook: ["true", line]})
+        err = refused(wg_params.validate_params, {"name": "wg0", "private_key": PRIV, hook: ["true", line]})
         assert err.field == "%s[1]" % hook
 
 
 def test_post_up_accepts_a_shell_line_and_writes_it_verbatim():
-    want = wgi.validate_params({"name": "wg0", "private_key": PRIV, "post_up": ["sh '/etc/wg-service-proxy/wg0-share.rules'"]})
-    text = wgi.render_wg_quick(want, {"fwmark": 0, "addresses": [], "mtu": None, "peers": {}}, PRIV)
+    want = wg_params.validate_params({"name": "wg0", "private_key": PRIV, "post_up": ["sh '/etc/wg-service-proxy/wg0-share.rules'"]})
+    text = wgquick.render_wg_quick(want, {"fwmark": 0, "addresses": [], "mtu": None, "peers": {}}, PRIV)
     assert "PostUp = sh '/etc/wg-service-proxy/wg0-share.rules'\n" in text
 
 
@@ -172,7 +175,7 @@ def test_every_interface_option_refuses_wildcards(name):
     assert refused(validate_filter, {"name": "i", "hook": "forward", "in_interface": "wg0",
                                      "out_interface": name}).field == "out_interface"
     assert refused(routes.normalise_routes, [{"dest": "10.0.0.0/8"}], name).field == "interface"
-    assert refused(wgi.validate_params, {"name": name, "private_key": PRIV}).field == "name"
+    assert refused(wg_params.validate_params, {"name": name, "private_key": PRIV}).field == "name"
     from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.report import StatusReport
     assert refused(StatusReport, name, None, None).field == "interface"
 
@@ -181,7 +184,7 @@ def test_every_interface_option_refuses_wildcards(name):
 def test_wg_interface_bad_names_write_no_key_and_start_nothing(tmp_path, monkeypatch, name):
     """Audit item 16: these reached wireguard-go's argv and left key files."""
     started = []
-    monkeypatch.setattr(wgi.UserspaceBackend, "start_daemon", lambda self, argv: started.append(argv))
+    monkeypatch.setattr(wg_backends.UserspaceBackend, "start_daemon", lambda self, argv: started.append(argv))
     links = FakeLinkOps(None)
     run = wgi.WgInterface({"name": name, "backend": "userspace"}, link_ops=links, conf_dir=str(tmp_path),
                           kernel_check=lambda: False, process_finder=lambda n: [])
@@ -199,10 +202,10 @@ BANNER = (u"\u250c" + u"\u2500" * 54 + u"\u2510\n"
 
 def test_wireguard_go_error_is_the_error_not_the_banner():
     out = "ERROR: (wg0) 2026/12/03 09:49:41 Failed to create TUN device: no such file or directory\n"
-    text = wgi.wireguard_go_error(out, BANNER)
+    text = wg_backends.wireguard_go_error(out, BANNER)
     assert text == out.strip() and "Running wireguard-go" not in text
-    assert wgi.wireguard_go_error("", BANNER + "something else failed\n") == "something else failed"
-    assert wgi.wireguard_go_error("", BANNER) == "no error output"
+    assert wg_backends.wireguard_go_error("", BANNER + "something else failed\n") == "something else failed"
+    assert wg_backends.wireguard_go_error("", BANNER) == "no error output"
 
 
 def test_failed_start_reports_stdout_error(tmp_path):
@@ -211,7 +214,7 @@ def test_failed_start_reports_stdout_error(tmp_path):
     fake.write_text("#!/bin/sh\nprintf '%s' \"$BANNER\" >&2\necho 'ERROR: (wg0) Failed to create TUN device: permission denied'\n"
                     "exit 1\n")
     fake.chmod(0o755)
-    backend = wgi.UserspaceBackend("wg0", socket_dir=str(tmp_path))
+    backend = wg_backends.UserspaceBackend("wg0", socket_dir=str(tmp_path))
     os.environ["BANNER"] = BANNER
     try:
         with pytest.raises(errors.CommandError) as err:
