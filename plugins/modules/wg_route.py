@@ -149,6 +149,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_int  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import (  # noqa: E402
+    ROUTE_PROTO,
     RouteManager,
     check_table,
     normalise_routes,
@@ -174,7 +175,7 @@ ARGUMENT_SPEC = dict(
     metric=dict(type="int"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     exclusive=dict(type="bool", default=False),
-    proto=dict(type="int", default=87),
+    proto=dict(type="int", default=ROUTE_PROTO),
 )
 
 

@@ -163,6 +163,12 @@ def check_dnat_target(field, value, networks=()):
     return ip
 
 
+def join_host_port(host, port):
+    """``host:port``, an IPv6 address in brackets (``[2001:db8::1]:51820``): the one form an endpoint
+    or a target is written in."""
+    return "[%s]:%s" % (host, port) if ":" in str(host) else "%s:%s" % (host, port)
+
+
 # RFC 1123 host names (an endpoint's host when it is not an address).
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
