@@ -331,7 +331,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.param
     dnat_rules,
     local_networks,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import DockerResolver  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.containers import DockerResolver  # noqa: E402
 
 # The docker SDK is imported only when a rule names a container (importing it costs ~0.1 s).
 HAS_DOCKER = None

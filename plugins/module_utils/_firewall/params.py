@@ -22,11 +22,14 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors 
     WgspError,
     describe,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_docker_name, check_no_control
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+    check_docker_name,
+    check_no_control,
+)
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_script_path
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.containers import DockerResolver
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import (
-    DockerResolver,
     check_set_name,
     listen_ports_from_wg,
     resolve_specs,
