@@ -5,7 +5,7 @@
 forms, or structured dicts) into module arguments. Parsing lives here, in Python, so a bad entry
 fails on the controller with a message naming the variable and the entry, before any host changes.
 
-Every value is judged by the validators of ``module_utils/_common.py``, the same functions the
+Every value is judged by the validators of ``module_utils/_common/``, the same functions the
 modules run on the host: a value the filters accept is one the modules accept, and the other way
 round. Shell lines (wg-quick ``PostUp``) are built here only from validated values, every value
 quoted with ``shlex.quote``.

@@ -324,8 +324,8 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backe
     check_persist,
     module_output,
     persist_rule_set,
-    set_lock,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
     dnat_rules,
@@ -349,7 +349,7 @@ def _import_docker():
     return docker, NotFound, None
 
 
-# One argument spec, shared with rule_set_status (module_utils/_fw_params.py).
+# One argument spec, shared with rule_set_status (module_utils/_firewall/params.py).
 ARGUMENT_SPEC = DNAT_ARGUMENT_SPEC
 
 

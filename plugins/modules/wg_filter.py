@@ -246,14 +246,14 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backe
     check_persist,
     module_output,
     persist_rule_set,
-    set_lock,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     FILTER_ARGUMENT_SPEC,
     filter_rules,
 )
 
-# One argument spec, shared with rule_set_status (module_utils/_fw_params.py).
+# One argument spec, shared with rule_set_status (module_utils/_firewall/params.py).
 ARGUMENT_SPEC = FILTER_ARGUMENT_SPEC
 
 

@@ -4,7 +4,7 @@
 """``wg_filter``: one named filter set on an interface (input) or an interface pair (forward).
 
 Validation turns the module's parameters into a ``FilterSet``; two backends render it with the
-same owned-chain / owned-table pipeline as ``wg_dnat`` (``_fw_backend.RuleSet``):
+same owned-chain / owned-table pipeline as ``wg_dnat`` (``backend.RuleSet``):
 
 - iptables: chain ``WGSP-<NAME>-IN`` (hook input) or ``WGSP-<NAME>-FLT`` (hook forward) in the
   filter table of each address family, reached by ONE jump from INPUT (``-i <in>``) or FORWARD

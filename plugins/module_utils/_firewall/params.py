@@ -4,7 +4,7 @@
 """Argument specs of the firewall modules and the one ``params -> rules`` path.
 
 The modules (``wg_dnat``, ``wg_filter``) build their ``AnsibleModule`` from the specs here, and
-``_fw_backend.rule_set_status`` reads a role's recorded parameters through the same specs and
+``backend.rule_set_status`` reads a role's recorded parameters through the same specs and
 the same functions, so a module run and a status report can never compute different rules.
 """
 

@@ -6,7 +6,7 @@ No command is run here except the optional ``wg`` listen-port probe (injected, s
 replace it); Docker container names are resolved by ``containers.DockerResolver``.
 
 A normalised ``Rule`` is backend neutral: one protocol set, one address family, one port range,
-one target. The backends (``_fw_iptables``, ``_fw_nftables``) render it.
+one target. The backends (``iptables``, ``nftables``) render it.
 """
 
 from __future__ import absolute_import, division, print_function

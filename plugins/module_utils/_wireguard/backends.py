@@ -199,7 +199,7 @@ def _is_zombie(pid):
 
 
 class KernelBackend:
-    """The kernel module: ``ip link add type wireguard`` (netlink) plus WireGuard genl (``_wg_genl``)."""
+    """The kernel module: ``ip link add type wireguard`` (netlink) plus WireGuard genl (``genl``)."""
 
     name = "kernel"
 
