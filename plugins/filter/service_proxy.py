@@ -35,6 +35,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net imp
     check_dnat_target,
     check_endpoint,
     check_interface_address,
+    join_host_port,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     check_docker_name,
@@ -304,7 +305,7 @@ def hub_info(hub, hostvars):
     address = check("wg_server_address", check_interface_address, get("wg_server_address"))
     port = check("wg_server_listen_port", check_port, get("wg_server_listen_port"))
     host = str(vars_.get("ansible_host") or hub)
-    endpoint = vars_.get("wg_server_endpoint") or ("[%s]:%s" if ":" in host else "%s:%s") % (host, port)
+    endpoint = vars_.get("wg_server_endpoint") or join_host_port(host, port)
     host, endpoint_port = check("wg_server_endpoint", check_endpoint, endpoint)
     key_path = check("wg_server_private_key_path", check_abs_path,
                      vars_.get("wg_server_private_key_path") or "/etc/wireguard/%s.key" % interface)
@@ -312,7 +313,7 @@ def hub_info(hub, hostvars):
         "interface": interface,
         "address": str(address.ip),
         "network": str(address.network),
-        "endpoint": ("[%s]:%d" if ":" in host else "%s:%d") % (host, endpoint_port),
+        "endpoint": join_host_port(host, endpoint_port),
         "key_path": key_path,
     }
 

@@ -27,6 +27,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net imp
     check_cidr,
     check_endpoint,
     check_interface_address,
+    join_host_port,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
 
@@ -180,7 +181,7 @@ def validate_params(params, resolver=None):
         endpoint_input = None
         if raw.get("endpoint") is not None:
             host, port = check_endpoint(field + ".endpoint", raw["endpoint"])
-            endpoint_input = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+            endpoint_input = join_host_port(host, port)
             endpoint = resolve_endpoint(field + ".endpoint", endpoint_input, resolver)
         keepalive = raw.get("persistent_keepalive")
         keepalive = 0 if keepalive is None else check_int(field + ".persistent_keepalive", keepalive, 0, 65535)
