@@ -98,8 +98,8 @@ def report(tmp_path, state, live, rules=None, probe=False, connect=None, route_o
         return value or in_sync(params.get("name"), module)
 
     rep = status_report.StatusReport("wg0", lambda name: live, rule_status, routes=routes, route_of=route_of,
-                               connect=connect or Connector(), state_dir=str(tmp_path), now=lambda: NOW,
-                               probe=probe, probe_timeout=0.5)
+                                      connect=connect or Connector(), state_dir=str(tmp_path), now=lambda: NOW,
+                                      probe=probe, probe_timeout=0.5)
     result = rep.run()
     result["_rule_calls"] = seen
     return result
@@ -143,9 +143,9 @@ def test_unreadable_state_file_is_an_error(tmp_path):
 
 def test_state_file_defaults_and_unknown_keys():
     state = status_state.parse_state(json.dumps({"version": 1, "client_mode": "proxy", "future_key": 1,
-                                            "public_ports": [{"port": 80, "to_address": "10.7.0.2", "to_port": 80}],
-                                            "rule_sets": [{"module": "wg_dnat", "params": {"name": "public"}}]}),
-                                "/x/wg0.json", "wg0")
+                                                 "public_ports": [{"port": 80, "to_address": "10.7.0.2", "to_port": 80}],
+                                                 "rule_sets": [{"module": "wg_dnat", "params": {"name": "public"}}]}),
+                                     "/x/wg0.json", "wg0")
     assert state["access_services"] == [] and state["shared_services"] == [] and state["interface"] == "wg0"
     assert state["public_exposure"] is True  # derived from the published ports when not recorded
     assert state["rule_sets"][0]["name"] == "public" and state["future_key"] == 1

@@ -203,7 +203,7 @@ def test_plan_link():
 def test_plan_addresses_unmanaged():
     want = wg_params.validate_params(base(addresses=None), resolver=no_resolver)
     plan = wg_plan.compute_plan(want, {"addresses": ["10.9.0.1/24"], "mtu": 1420, "up": True},
-                            dict(CURRENT, peers={}), PRIV, None)
+                                dict(CURRENT, peers={}), PRIV, None)
     assert plan.add_addresses == [] and plan.del_addresses == []
 
 
