@@ -98,8 +98,8 @@ def report(tmp_path, state, live, rules=None, probe=False, connect=None, route_o
         return value or in_sync(params.get("name"), module)
 
     rep = status_report.StatusReport("wg0", lambda name: live, rule_status, routes=routes, route_of=route_of,
-                                      connect=connect or Connector(), state_dir=str(tmp_path), now=lambda: NOW,
-                                      probe=probe, probe_timeout=0.5)
+                                     connect=connect or Connector(), state_dir=str(tmp_path), now=lambda: NOW,
+                                     probe=probe, probe_timeout=0.5)
     result = rep.run()
     result["_rule_calls"] = seen
     return result
