@@ -1,6 +1,6 @@
 """Kernel backend at the socket boundary: KernelWireGuard and KernelBackend (availability, backend
 selection, whole wg_interface runs) against fake_genl's kernel model, which decodes the exact bytes the
-collection's own genl client (_wg_genl) sends; and LinkOps against a fake pyroute2 IPRoute."""
+collection's own genl client (_wireguard/genl) sends; and LinkOps against a fake pyroute2 IPRoute."""
 
 import socket
 
