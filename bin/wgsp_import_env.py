@@ -2,12 +2,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Convert an original wg-service-proxy .env / .env.share / .env.proxy into inventory files.
 
-    bin/wgsp-import-env .env.proxy --host proxy1 [--out-dir inventories/proxy1] [--mode proxy] [--stdout]
+    bin/wgsp-import-env .env.proxy --host proxy1 [--out-dir inventories/proxy1] [--secrets-dir secrets]
+                        [--mode proxy] [--force] [--stdout]
 
 Writes <out-dir>/host_vars/<host>.yml (0644), the key material (if any) to
-<out-dir>/secrets/<host>.keys.yml (0600, encrypt it with ansible-vault), and <out-dir>/hosts.yml
-when there is none yet. Prints what it wrote and which options it did not map; never a key.
-Standard library only (the converter is plugins/module_utils/_env_import.py).
+<secrets-dir>/<host>.keys.yml (0600, encrypt it with ansible-vault; outside the inventory, so Ansible
+never reads it as one), and <out-dir>/hosts.yml when there is none yet. Directories it creates are
+0700. An existing host_vars or secrets file is kept (exit 2, nothing written) unless --force.
+Prints what it wrote and which options it did not map; never a key.
+Standard library only (the converter is the package plugins/plugin_utils/env_import).
 """
 
 import argparse
@@ -16,18 +19,37 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONVERTER = os.path.join(HERE, "..", "plugins", "module_utils", "_env_import.py")
+CONVERTER = os.path.join(HERE, "..", "plugins", "plugin_utils", "env_import")
 
 
 def load_converter():
-    spec = importlib.util.spec_from_file_location("wgsp_env_import", CONVERTER)
+    """The converter package, by path (no Ansible or collection path needed)."""
+    spec = importlib.util.spec_from_file_location("wgsp_env_import", os.path.join(CONVERTER, "__init__.py"),
+                                                  submodule_search_locations=[CONVERTER])
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
+def make_dirs(path):
+    """Create the missing directories of ``path``, each 0700 (existing ones are left as they are)."""
+    missing = []
+    while path and not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory, 0o700)
+        os.chmod(directory, 0o700)
+
+
+def inside(path, directory):
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
 def write(path, text, mode):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    make_dirs(os.path.dirname(path))
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as handle:
@@ -41,30 +63,40 @@ def main(argv=None):
     parser.add_argument("env_file")
     parser.add_argument("--host", required=True, help="inventory host name")
     parser.add_argument("--out-dir", help="inventory directory (default: inventories/<host>)")
+    parser.add_argument("--secrets-dir", default="secrets",
+                        help="where the key material goes (default: secrets/); never inside --out-dir")
     parser.add_argument("--mode", choices=["share", "proxy"], help="override CLIENT_MODE")
+    parser.add_argument("--force", action="store_true", help="replace an existing host_vars or secrets file")
     parser.add_argument("--stdout", action="store_true", help="print host_vars only, write nothing")
     args = parser.parse_args(argv)
     conv = load_converter()
     out_dir = args.out_dir or os.path.join("inventories", args.host)
-    secrets_rel = os.path.join("secrets", "%s.keys.yml" % args.host)
+    secrets = os.path.join(args.secrets_dir, "%s.keys.yml" % args.host)
+    host_vars = os.path.join(out_dir, "host_vars", "%s.yml" % args.host)
     try:
         with open(args.env_file, "r") as handle:
             text = handle.read()
         result = conv.convert(text, args.host, source=os.path.basename(args.env_file), mode=args.mode,
-                              secrets_path=os.path.join(out_dir, secrets_rel))
+                              secrets_path=secrets)
+        if args.stdout:
+            sys.stdout.write(result["host_vars"])
+            if result["secret_keys"]:
+                print("# (key material not shown: %s)" % ", ".join(result["secret_keys"]), file=sys.stderr)
+            return 0
+        if result["secrets"] and inside(secrets, out_dir):
+            raise conv.EnvImportError("--secrets-dir %s is inside the inventory %s: Ansible would read the key file "
+                                      "as inventory (and fail once it is vault-encrypted); choose another directory"
+                                      % (args.secrets_dir, out_dir))
+        for path in (host_vars, secrets if result["secrets"] else None):
+            if path and os.path.lexists(path) and not args.force:
+                raise conv.EnvImportError("%s exists (an earlier import, maybe edited or vault-encrypted since): "
+                                          "nothing written; --force replaces it" % path)
     except (OSError, conv.EnvImportError) as exc:
         print("wgsp-import-env: %s" % exc, file=sys.stderr)
         return 2
-    if args.stdout:
-        sys.stdout.write(result["host_vars"])
-        if result["secret_keys"]:
-            print("# (key material not shown: %s)" % ", ".join(result["secret_keys"]), file=sys.stderr)
-        return 0
-    host_vars = os.path.join(out_dir, "host_vars", "%s.yml" % args.host)
     write(host_vars, result["host_vars"], 0o644)
     print("wrote %s (group %s, %d variables)" % (host_vars, result["group"], len(result["mapped"])))
     if result["secrets"]:
-        secrets = os.path.join(out_dir, secrets_rel)
         write(secrets, result["secrets"], 0o600)
         print("wrote %s (0600: %s) - encrypt it: ansible-vault encrypt %s" % (
             secrets, ", ".join(result["secret_keys"]), secrets))

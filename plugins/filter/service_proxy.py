@@ -15,14 +15,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: service_proxy
-short_description: Parse the service proxy's inventory forms into module arguments
-version_added: 0.1.0
-description:
-  - Internal filters of the C(wgsp.service_proxy) roles; see the roles' argument specs for the forms.
-"""
-
 import ipaddress
 import re
 

@@ -8,22 +8,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r"""
-name: status_views
-short_description: Text views of wg_status results for the operations playbooks
-version_added: 0.1.0
-author:
-  - wgsp.service_proxy contributors (@wgsp)
-description:
-  - Internal filters of the playbooks C(status), C(test_connection) and C(debug).
-  - C(wgsp_status_service) - one service, published port or forward as text.
-  - C(wgsp_status_container) - a container's resolution against its rules.
-  - C(wgsp_status_rule_set) - a rule set's sync state and packet counters.
-  - C(wgsp_status_probe) - one probe as a line.
-  - C(wgsp_connection_table) - the per-host pass/fail table of C(test_connection).
-  - C(wgsp_redact_keys) - replaces every WireGuard key in a text except the listed public keys.
-"""
-
 import re
 
 _KEY_RE = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=(?![A-Za-z0-9+/=])")

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import require_root_tools
 from hoststate import SETUP, reset, settled, snapshot
+from modharness import last_result, module_args
 
 KEY_RE = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
 PEER_PUB = "fyBlClwg+ZmIXXiIRkMNZATjrPtdgsZRF08bU0pzen4="
@@ -59,20 +60,20 @@ class FuzzHost:
         """Run ``module`` on the host (from ``self.cwd``: a relative path must never land in the repository)."""
         from rig import REPO
 
-        payload = dict(args, _ansible_check_mode=False, _ansible_diff=True, _ansible_tmpdir=self.host.lab.tmpdir,
-                       _ansible_remote_tmp=self.host.lab.tmpdir, _ansible_keep_remote_files=False)
+        document = module_args(args, check_mode=False, diff=True, tmpdir=self.host.lab.tmpdir,
+                               remote_tmp=self.host.lab.tmpdir, keep_remote_files=False)
         fd, path = tempfile.mkstemp(prefix="args-", suffix=".json", dir=self.host.lab.tmpdir)
         with os.fdopen(fd, "w") as handle:
-            json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
+            json.dump(document, handle)
         request = {"module": os.path.join(REPO, "plugins", "modules", module + ".py"), "args": path,
                    "cwd": self.cwd, "tmp": self.host.lab.tmpdir}
         self.runner.stdin.write(json.dumps(request) + "\n")
         self.runner.stdin.flush()
         answer = json.loads(self.runner.stdout.readline())
         os.unlink(path)
-        lines = [line for line in answer["stdout"].splitlines() if line.startswith("{")]
-        assert lines, "%s printed no JSON (rc=%d): %s %s" % (module, answer["rc"], answer["stdout"], answer["stderr"])
-        result = json.loads(lines[-1])
+        result = last_result(answer["stdout"])
+        assert result is not None, "%s printed no JSON (rc=%d): %s %s" % (module, answer["rc"], answer["stdout"],
+                                                                          answer["stderr"])
         result.update(_rc=answer["rc"], _stderr=answer["stderr"], _stdout=answer["stdout"])
         return result
 

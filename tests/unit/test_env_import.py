@@ -11,7 +11,7 @@ import yaml
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.wgsp.service_proxy.plugins.filter import service_proxy
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._env_import import EnvImportError, convert, parse_env
+from ansible_collections.wgsp.service_proxy.plugins.plugin_utils.env_import import EnvImportError, convert, parse_env
 
 from conftest import REPO
 
@@ -38,18 +38,33 @@ EXPECTED = {
         "share_client_interface": "wg0", "share_client_address": "10.7.0.2/32", "share_client_mtu": 1420,
         "share_client_persistent_keepalive": 25, "share_client_services": ["dummy:tcp:80", "api:both:8080"],
         "share_client_docker_network": "services", "share_client_host_services": ["tcp:22", "tcp:8443:443"],
-        "share_client_external_forwards": ["tcp:8081:192.168.1.50:80"], "share_client_log_access": False,
+        "share_client_external_forwards": ["tcp:8081:192.168.1.50:80"],
         "share_client_allowed_tcp_ports": [22, 9100], "share_client_allowed_udp_ports": [],
         "share_client_allow_icmp": True}),
     ".env.share": ("share_clients", {
         "share_client_interface": "wg0", "share_client_address": "10.7.0.2/32",
-        "share_client_services": ["dummy:tcp:80"], "share_client_persistent_keepalive": 25}),
+        "share_client_services": ["dummy:tcp:80"], "share_client_docker_network": "vpn-network",
+        "share_client_persistent_keepalive": 25, "share_client_allow_icmp": False}),
     ".env.proxy": ("proxy_clients", {
         "proxy_client_interface": "wg0", "proxy_client_address": "10.7.0.3/32",
         "proxy_client_access_services": ["10.7.0.2:80"], "proxy_client_enable_public_forwarding": True,
         "proxy_client_public_ports": ["80:10.7.0.2:80"], "proxy_client_public_allowed_cidrs": ["203.0.113.0/24"],
-        "proxy_client_log_public_access": True, "proxy_client_public_interface": "public"}),
+        "proxy_client_log_public_access": True, "proxy_client_allow_icmp": False}),
+    # shaped like the original's own examples (fixtures/env/original/README.md)
+    "original/.env.example": ("share_clients", {
+        "share_client_interface": "wg0", "share_client_address": "10.7.0.2/32", "share_client_mtu": 1420,
+        "share_client_persistent_keepalive": 25, "share_client_services": ["dummy:tcp:80"],
+        "share_client_docker_network": "app-network", "share_client_allowed_tcp_ports": [22, 80, 443],
+        "share_client_allowed_udp_ports": [1194, 51820], "share_client_allow_icmp": True}),
+    "original/.env.proxy.example": ("proxy_clients", {
+        "proxy_client_interface": "wg0", "proxy_client_address": "10.7.0.3/32", "proxy_client_mtu": 1420,
+        "proxy_client_persistent_keepalive": 25, "proxy_client_access_services": ["10.7.0.2:80", "10.7.0.2:443"],
+        "proxy_client_public_ports": ["80:10.7.0.2:80", "443:10.7.0.2:443"],
+        "proxy_client_enable_public_forwarding": True, "proxy_client_public_allowed_cidrs": [],
+        "proxy_client_log_public_access": True, "proxy_client_allowed_tcp_ports": [80, 443, 8080, 8081, 22],
+        "proxy_client_allowed_udp_ports": [51820], "proxy_client_allow_icmp": True}),
 }
+EXPECTED["original/.env.share.example"] = EXPECTED["original/.env.example"]
 
 
 def read(name):
@@ -83,10 +98,10 @@ def test_each_example_converts_to_vars_that_pass_the_role_specs(name):
         service_proxy.host_services(host_vars.get("share_client_host_services"))
         service_proxy.external_forwards(host_vars.get("share_client_external_forwards"))
     else:
-        assert service_proxy.access_services(host_vars["proxy_client_access_services"], {}) == [
-            {"address": "10.7.0.2", "port": 80, "proto": "tcp", "host": None}]
-        assert service_proxy.public_ports(host_vars["proxy_client_public_ports"], {}) == [
-            {"proto": "tcp", "port": 80, "to_address": "10.7.0.2", "to_port": 80}]
+        assert service_proxy.access_services(host_vars["proxy_client_access_services"], {})[0] == {
+            "address": "10.7.0.2", "port": 80, "proto": "tcp", "host": None}
+        assert service_proxy.public_ports(host_vars["proxy_client_public_ports"], {})[0] == {
+            "proto": "tcp", "port": 80, "to_address": "10.7.0.2", "to_port": 80}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -105,7 +120,10 @@ def test_every_option_is_mapped_or_commented_and_no_key_leaves_the_secrets_file(
         assert secret not in result["host_vars"] and secret not in result["inventory"]
         assert secret not in repr(result["mapped"]) + repr(result["unmapped"]) + repr(result["notes"])
     file_secrets = [v for k, v, _n in parse_env(read(name)) if k in ("WG_PRIVATE_KEY", "WG_PRESHARED_KEY")]
-    assert file_secrets and all(secret in result["secrets"] for secret in file_secrets)
+    keys = [v for v in file_secrets if v in SECRETS]
+    assert keys and all(secret in result["secrets"] for secret in keys)
+    for placeholder in set(file_secrets) - set(keys):  # not a key: named as such, its value shown nowhere
+        assert placeholder not in result["host_vars"] + result["secrets"] + repr(result["unmapped"])
     assert "ansible-vault encrypt" in result["secrets"] and "/etc/wireguard/wg0.key" in result["secrets"]
     assert "unknown option" not in result["host_vars"]
 
@@ -128,11 +146,6 @@ def test_parse_env_forms():
         parse_env("not a line\n")
 
 
-def test_host_services_switched_off_are_not_carried_over():
-    text = "CLIENT_MODE=share\nWG_ADDRESS=10.7.0.2/32\nWG_HOST_SERVICES=tcp:22\nWG_SHARE_HOST_SERVICES=false\n"
-    result = convert(text, "h")
-    assert "share_client_host_services" not in result["mapped"]
-    assert "WG_SHARE_HOST_SERVICES=false" in dict(result["unmapped"])["WG_HOST_SERVICES"]
 
 
 def test_mode_is_inferred_or_overridden():
@@ -155,9 +168,9 @@ def test_more_addresses_keep_the_first_with_a_remark():
     ("CLIENT_MODE=share\nWG_ADDRESS=10.7.0.2/32\nWG_MTU=big\n", "WG_MTU must be a number"),
     ("CLIENT_MODE=share\nWG_ADDRESS=10.7.0.2/32\nWG_DOCKER_ALLOWED_HOSTS=dummy:tcp\n", "is not name[:proto]:port"),
     ("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32\nWG_PUBLIC_PORTS=80\n", "is not public_port:address:port"),
-    ("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32\nWG_ENABLE_PUBLIC_FORWARDING=maybe\n", "must be true or false"),
-    ("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32\nWG_PRIVATE_KEY=UFFSU1RVVldYWVpbXF1eX2BhYmNkZWZnaGlqa2xtbm\n",
-     "is not a WireGuard key"),
+    ("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32\nWG_PUBLIC_PORTS=udp:80:10.7.0.2:80\n", "the original's only form"),
+    ("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32\nACCESS_SERVICES=10.7.0.2:80:sctp\n", "address:port:proto"),
+    ("CLIENT_MODE=share\nWG_ADDRESS=10.7.0.2/32\nWG_PRIVATE_KEY=\"UFFSU1RV # open\n", "never closed"),
 ])
 def test_errors_never_show_a_key(text, message):
     with pytest.raises(EnvImportError) as err:
@@ -176,13 +189,16 @@ def cli(*args, cwd=None):
 
 def test_cli_writes_files_with_modes_and_prints_no_key(tmp_path):
     out = tmp_path / "inv"
-    proc = cli(os.path.join(FIXTURES, ".env"), "--host", "share1", "--out-dir", str(out))
+    proc = cli(os.path.join(FIXTURES, ".env"), "--host", "share1", "--out-dir", str(out), cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     for secret in SECRETS:
         assert secret not in proc.stdout + proc.stderr
     host_vars = out / "host_vars" / "share1.yml"
-    secrets = out / "secrets" / "share1.keys.yml"
+    secrets = tmp_path / "secrets" / "share1.keys.yml"  # next to the inventory, not in it
     assert stat.S_IMODE(host_vars.stat().st_mode) == 0o644 and stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    for created in (out, out / "host_vars", tmp_path / "secrets"):
+        assert stat.S_IMODE(created.stat().st_mode) == 0o700, created
+    assert not any(path.name.endswith(".keys.yml") for path in out.rglob("*"))
     assert yaml.safe_load(host_vars.read_text()) == EXPECTED[".env"][1]
     assert yaml.safe_load(secrets.read_text()) == {
         "wgsp_import_private_key": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
@@ -191,7 +207,7 @@ def test_cli_writes_files_with_modes_and_prints_no_key(tmp_path):
     assert "share1" in inventory["all"]["children"]["share_clients"]["hosts"]
     # a second import keeps the hosts.yml the user edited
     (out / "hosts.yml").write_text("# mine\n")
-    proc = cli(os.path.join(FIXTURES, ".env.proxy"), "--host", "proxy1", "--out-dir", str(out))
+    proc = cli(os.path.join(FIXTURES, ".env.proxy"), "--host", "proxy1", "--out-dir", str(out), cwd=str(tmp_path))
     assert proc.returncode == 0 and "kept" in proc.stdout and (out / "hosts.yml").read_text() == "# mine\n"
     proc = cli(os.path.join(FIXTURES, ".env.proxy"), "--host", "proxy1", "--stdout")
     assert proc.returncode == 0 and "proxy_client_public_ports" in proc.stdout and "UFFSU1RV" not in proc.stdout
@@ -199,20 +215,58 @@ def test_cli_writes_files_with_modes_and_prints_no_key(tmp_path):
     assert proc.returncode == 2 and "No such file" in proc.stderr
 
 
-def test_playbook_and_cli_write_the_same_files(tmp_path):
+def test_a_second_import_never_replaces_what_the_first_wrote_without_force(tmp_path):
+    out = tmp_path / "inv"
+    run = ["--host", "share1", "--out-dir", str(out)]
+    assert cli(os.path.join(FIXTURES, ".env"), *run, cwd=str(tmp_path)).returncode == 0
+    host_vars, secrets = out / "host_vars" / "share1.yml", tmp_path / "secrets" / "share1.keys.yml"
+    host_vars.write_text("# edited by hand\n")
+    secrets.write_text("$ANSIBLE_VAULT;1.1;AES256\n3131\n")  # encrypted since
+    proc = cli(os.path.join(FIXTURES, ".env.share"), *run, cwd=str(tmp_path))
+    assert proc.returncode == 2 and "exists" in proc.stderr and "--force" in proc.stderr
+    assert host_vars.read_text() == "# edited by hand\n" and secrets.read_text().startswith("$ANSIBLE_VAULT")
+    proc = cli(os.path.join(FIXTURES, ".env.share"), *run, "--force", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(host_vars.read_text()) == EXPECTED[".env.share"][1]
+    assert "wgsp_import_private_key" in secrets.read_text()
+
+
+def test_the_key_file_is_never_written_into_the_inventory(tmp_path):
+    proc = cli(os.path.join(FIXTURES, ".env"), "--host", "share1", "--out-dir", "inv", "--secrets-dir", "inv/keys",
+               cwd=str(tmp_path))
+    assert proc.returncode == 2 and "inside the inventory" in proc.stderr
+    assert not (tmp_path / "inv").exists()
+
+
+def _playbook(tmp_path, *extra):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), PWD=str(tmp_path))
     playbook = os.path.join(REPO, ".venv", "bin", "ansible-playbook")
-    proc = subprocess.run([playbook, "wgsp.service_proxy.import_env", "-vvv",
+    return subprocess.run([playbook, "wgsp.service_proxy.import_env", "-vvv", "--diff",
                            "-e", "env_file=%s" % os.path.join(FIXTURES, ".env.share"), "-e", "host=share1",
-                           "-e", "out_dir=pb"], cwd=str(tmp_path), env=env, capture_output=True, text=True,
-                          check=False, timeout=180)
+                           "-e", "out_dir=pb", *extra], cwd=str(tmp_path), env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, check=False, timeout=180)
+
+
+def test_playbook_and_cli_write_the_same_files(tmp_path):
+    proc = _playbook(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     for secret in SECRETS:
         assert secret not in proc.stdout + proc.stderr
     os.makedirs(str(tmp_path / "cli"))
     assert cli(os.path.join(FIXTURES, ".env.share"), "--host", "share1", "--out-dir", "pb",
                cwd=str(tmp_path / "cli")).returncode == 0
-    for rel in ("host_vars/share1.yml", "secrets/share1.keys.yml", "hosts.yml"):
-        assert (tmp_path / "pb" / rel).read_text() == (tmp_path / "cli" / "pb" / rel).read_text(), rel
-    assert stat.S_IMODE((tmp_path / "pb" / "secrets" / "share1.keys.yml").stat().st_mode) == 0o600
+    for rel in ("pb/host_vars/share1.yml", "secrets/share1.keys.yml", "pb/hosts.yml"):
+        assert (tmp_path / rel).read_text() == (tmp_path / "cli" / rel).read_text(), rel
+    assert stat.S_IMODE((tmp_path / "secrets" / "share1.keys.yml").stat().st_mode) == 0o600
+    for created in ("pb", "pb/host_vars", "secrets"):
+        assert stat.S_IMODE((tmp_path / created).stat().st_mode) == 0o700, created
+    # the same rules as the CLI: an existing file is kept, the keys stay out of the inventory
+    (tmp_path / "pb" / "host_vars" / "share1.yml").write_text("# edited\n")
+    proc = _playbook(tmp_path)
+    assert proc.returncode == 2 and "exists" in proc.stdout and "force=true" in proc.stdout
+    assert (tmp_path / "pb" / "host_vars" / "share1.yml").read_text() == "# edited\n"
+    assert _playbook(tmp_path, "-e", "force=true").returncode == 0
+    proc = _playbook(tmp_path, "-e", "force=true", "-e", "secrets_dir=pb/keys")
+    assert proc.returncode == 2 and "inside the inventory" in proc.stdout
+    assert not (tmp_path / "pb" / "keys").exists()

@@ -4,12 +4,8 @@ accepted or crashing. The host boundary is faked exactly like the modules' own u
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.modules import wg_key
-from modrun import call_main  # noqa: E402
-from test_wg_dnat import run_module as run_dnat  # noqa: E402
-from test_wg_dnat import writes  # noqa: E402
-from test_wg_filter import run_module as run_filter  # noqa: E402
-from test_wg_filter import writes as filter_writes  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.modules import wg_dnat, wg_filter, wg_key
+from modharness import call_main, run_module  # noqa: E402
 from test_wg_route import FakeIPRoute  # noqa: E402
 from test_wg_route import run_module as run_route  # noqa: E402
 from test_wg_status import live  # noqa: E402
@@ -48,21 +44,19 @@ def failed_on(result, field):
 ])
 def test_wg_dnat_refuses_before_any_command(monkeypatch, args, field):
     params = dict({"name": "pub", "backend": "iptables"}, **args)
-    result, calls = run_dnat(monkeypatch, params)
+    result, host = run_module(monkeypatch, wg_dnat, params)
     failed_on(result, field)
-    assert writes(calls) == [] and not any(c[0].endswith("-save") for c in calls)
+    assert host.writes() == [] and not host.read_firewall()
 
 
 def test_wg_dnat_refuses_the_broadcast_of_a_local_network(monkeypatch):
     import ipaddress
 
-    from ansible_collections.wgsp.service_proxy.plugins.modules import wg_dnat
-
     monkeypatch.setattr(wg_dnat, "local_networks", lambda: [ipaddress.ip_network("192.0.2.0/24")])
-    result, calls = run_dnat(monkeypatch, {"name": "pub", "backend": "iptables",
-                                           "rules": [{"port": 80, "to_address": "192.0.2.255"}]})
+    result, host = run_module(monkeypatch, wg_dnat, {"name": "pub", "backend": "iptables",
+                                                     "rules": [{"port": 80, "to_address": "192.0.2.255"}]})
     failed_on(result, "rules[0].to_address")
-    assert "broadcast address of 192.0.2.0/24" in result["msg"] and writes(calls) == []
+    assert "broadcast address of 192.0.2.0/24" in result["msg"] and host.writes() == []
 
 
 def test_local_networks_reads_this_hosts_networks():
@@ -84,9 +78,9 @@ def test_local_networks_reads_this_hosts_networks():
 ])
 def test_wg_filter_refuses_before_any_command(monkeypatch, change, field):
     params = dict({"name": "input", "backend": "iptables", "in_interface": "wg0", "policy": "drop"}, **change)
-    result, calls = run_filter(monkeypatch, params)
+    result, host = run_module(monkeypatch, wg_filter, params)
     failed_on(result, field)
-    assert filter_writes(calls) == [] and not any(c[0].endswith("-save") for c in calls)
+    assert host.writes() == [] and not host.read_firewall()
 
 
 # ---------------------------------------------------------------- wg_route
@@ -153,7 +147,7 @@ def test_wg_key_refuses_relative_empty_and_nul_paths_cleanly(monkeypatch, tmp_pa
 def test_wg_status_refuses_bad_numbers_and_names(monkeypatch, args, field):
     result = run_status(monkeypatch, dict({"state_dir": "/nonexistent"}, **args), live())
     failed_on(result, field)
-    assert result["_calls"]["rules"] == []
+    assert result["_calls"]["host"].calls == []
 
 
 # ---------------------------------------------------------------- wg_interface

@@ -4,18 +4,16 @@ import os
 import sys
 
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_route
-from modrun import call_main  # noqa: E402
+from modharness import run_module as run  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "module_utils"))
 from test_routes import FakeIPRoute  # noqa: E402
 
 
 def run_module(monkeypatch, args, ipr, check_mode=False, diff=False):
-
+    """``wg_route.main()`` on ``ipr`` (the netlink boundary: what ``IPRoute()`` returns)."""
     ipr.close = lambda: None
-    monkeypatch.setattr(wg_route, "IPRoute", lambda: ipr)
-    results = call_main(monkeypatch, wg_route.main, args, check_mode=check_mode, diff=diff)
-    return results
+    return run(monkeypatch, wg_route, args, ipr=ipr, check_mode=check_mode, diff=diff)[0]
 
 
 ARGS = {"interface": "wg0", "routes": [{"dest": "10.7.0.0/24"}, {"dest": "fd00:7::/64", "metric": 5}], "table": 1000}

@@ -1,14 +1,15 @@
 """wg_status through main(): read-only (changed false, check mode identical), fail_on, errors.
 
-The host readers and rule_set_status are replaced; _status has its own tests."""
+The commands (rule sets read with iptables-save), IPRoute and the interface reader are faked; _status
+has its own tests."""
 
 import json
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import backend as _fw_backend
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_status
-from modrun import call_main  # noqa: E402
+from modharness import FakeHost  # noqa: E402
+from modharness import run_module as run  # noqa: E402
 
 NOW_KEY = "K" * 43 + "="
 HUB_KEY = "H" * 43 + "="
@@ -35,23 +36,29 @@ def live(handshake_age=5, exists=True):
                        "persistent_keepalive": 25, "latest_handshake": ts, "rx_bytes": 1, "tx_bytes": 2}]}
 
 
+# The rule set of STATE (wg_dnat "public", no rules) with a rule left over on the host: drift.
+DRIFTED_SAVE = """*nat
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:WGSP-PUBLIC-PRE - [0:0]
+[0:0] -A PREROUTING -m comment --comment "wgsp:public" -j WGSP-PUBLIC-PRE
+[3:180] -A WGSP-PUBLIC-PRE -i eth0 -p tcp -m tcp --dport 80 -m comment --comment "wgsp:public" -j DNAT --to-destination 10.7.0.2
+COMMIT
+*filter
+:FORWARD ACCEPT [0:0]
+COMMIT
+"""
+
+
 def run_module(monkeypatch, args, iface, sync=True, check_mode=False):
-    results = {}
-    calls = {"rules": [], "ipr": FakeIPRoute()}
-
-    def rule_set_status(module, params, runner, resolver_factory=None, which=None):
-        calls["rules"].append((module, params))
-        return {"name": params["name"], "module": module, "backend": "iptables", "present": True, "in_sync": sync,
-                "drift": {"missing": [] if sync else ["x"], "extra": [], "order": [], "missing_jumps": [],
-                          "extra_jumps": [], "chains": []},
-                "expected": ["x"], "installed": ["x"] if sync else [], "counters": [], "containers": []}
-
-    monkeypatch.setattr(wg_status, "IPRoute", lambda: calls["ipr"])
+    """wg_status.main() on a host faked at its boundaries: the commands (FakeHost: the rule sets are read
+    with iptables-save), IPRoute, and the interface reader (``iface``, what netlink/UAPI would return)."""
+    ipr = FakeIPRoute()
+    host = FakeHost([] if sync else [(["iptables-save"], 0, DRIFTED_SAVE, "")])
     monkeypatch.setattr(wg_status, "host_readers",
                         lambda ipr: (lambda name: iface, lambda name: [], lambda address: "wg0"))
-    monkeypatch.setattr(_fw_backend, "rule_set_status", rule_set_status)
-    results = call_main(monkeypatch, wg_status.main, args, check_mode=check_mode)
-    results["_calls"] = calls
+    results, host = run(monkeypatch, wg_status, args, host=host, ipr=ipr, check_mode=check_mode)
+    results["_calls"] = {"host": host, "ipr": ipr}
     return results
 
 
@@ -78,7 +85,8 @@ def test_read_only_and_check_mode_reports_the_same(monkeypatch, state_dir):
     assert normal["changed"] is False and "failed" not in normal
     assert strip(normal) == strip(checked)
     assert normal["status"] == "connected" and normal["client_mode"] == "proxy" and normal["drift"] is False
-    assert normal["_calls"]["rules"] == [("wg_dnat", {"name": "public"})] and normal["_calls"]["ipr"].closed
+    host = normal["_calls"]["host"]
+    assert host.read_firewall() and host.writes() == [] and normal["_calls"]["ipr"].closed
     assert normal["probes"] == []
 
 
