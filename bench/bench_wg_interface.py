@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 sys.path.insert(0, os.path.join(REPO, "collections"))
 
 from rig import Lab  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys  # noqa: E402
 
 
 def peers(count):

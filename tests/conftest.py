@@ -100,7 +100,7 @@ def _boot_script_records(request, tmp_path_factory, monkeypatch):
     if "unit" not in request.node.path.parts:
         yield None
         return
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_persist
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import persist as _fw_persist
 
     path = str(tmp_path_factory.mktemp("records") / "boot-scripts")
     monkeypatch.setattr(_fw_persist, "RECORD_DIR", path)

@@ -5,7 +5,7 @@
 forms, or structured dicts) into module arguments. Parsing lives here, in Python, so a bad entry
 fails on the controller with a message naming the variable and the entry, before any host changes.
 
-Every value is judged by the validators of ``module_utils/_common.py``, the same functions the
+Every value is judged by the validators of ``module_utils/_common/``, the same functions the
 modules run on the host: a value the filters accept is one the modules accept, and the other way
 round. Shell lines (wg-quick ``PostUp``) are built here only from validated values, every value
 quoted with ``shlex.quote``.
@@ -20,21 +20,23 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
-    ValidationError,
-    check_abs_path,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path, check_script_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import (
     check_cidr,
     check_dnat_target,
-    check_docker_name,
     check_endpoint,
+    check_interface_address,
+    join_host_port,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+    check_docker_name,
     check_ifname,
     check_int,
-    check_interface_address,
     check_port,
-    check_script_path,
     shell_quote,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import check_key
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key
 
 PROTOS = ("tcp", "udp", "both", "all")
 ROUTE_PROTO_RANGE = (5, 254)
@@ -337,7 +339,7 @@ def hub_info(hub, hostvars):
     address = check("wg_server_address", check_interface_address, get("wg_server_address"))
     port = check("wg_server_listen_port", check_port, get("wg_server_listen_port"))
     host = str(vars_.get("ansible_host") or hub)
-    endpoint = vars_.get("wg_server_endpoint") or ("[%s]:%s" if ":" in host else "%s:%s") % (host, port)
+    endpoint = vars_.get("wg_server_endpoint") or join_host_port(host, port)
     host, endpoint_port = check("wg_server_endpoint", check_endpoint, endpoint)
     key_path = check("wg_server_private_key_path", check_abs_path,
                      vars_.get("wg_server_private_key_path") or "/etc/wireguard/%s.key" % interface)
@@ -345,7 +347,7 @@ def hub_info(hub, hostvars):
         "interface": interface,
         "address": str(address.ip),
         "network": str(address.network),
-        "endpoint": ("[%s]:%d" if ":" in host else "%s:%d") % (host, endpoint_port),
+        "endpoint": join_host_port(host, endpoint_port),
         "key_path": key_path,
     }
 

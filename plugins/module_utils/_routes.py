@@ -19,11 +19,9 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
-    ValidationError,
-    WgspError,
-    check_address,
-    check_cidr,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import check_address, check_cidr
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     check_ifname,
     check_int,
     check_no_control,

@@ -316,25 +316,22 @@ persist_path:
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
-    CommandRunner,
-    WgspError,
-    fail_from_error,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (  # noqa: E402
     RuleSet,
     check_persist,
     module_output,
     persist_rule_set,
-    set_lock,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
     dnat_rules,
     local_networks,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import DockerResolver  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.containers import DockerResolver  # noqa: E402
 
 # The docker SDK is imported only when a rule names a container (importing it costs ~0.1 s).
 HAS_DOCKER = None
@@ -352,7 +349,7 @@ def _import_docker():
     return docker, NotFound, None
 
 
-# One argument spec, shared with rule_set_status (module_utils/_fw_params.py).
+# One argument spec, shared with rule_set_status (module_utils/_firewall/params.py).
 ARGUMENT_SPEC = DNAT_ARGUMENT_SPEC
 
 

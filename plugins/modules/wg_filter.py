@@ -238,25 +238,22 @@ persist_path:
 """
 
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
-    CommandRunner,
-    WgspError,
-    fail_from_error,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (  # noqa: E402
     RuleSet,
     check_persist,
     module_output,
     persist_rule_set,
-    set_lock,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import (  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     FILTER_ARGUMENT_SPEC,
     filter_rules,
 )
 
-# One argument spec, shared with rule_set_status (module_utils/_fw_params.py).
+# One argument spec, shared with rule_set_status (module_utils/_firewall/params.py).
 ARGUMENT_SPEC = FILTER_ARGUMENT_SPEC
 
 

@@ -332,10 +332,11 @@ key_path:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandRunner, WgspError, fail_from_error
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_interface import WgInterface
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.interface import WgInterface
 
 
 def argument_spec():

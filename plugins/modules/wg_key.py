@@ -100,14 +100,10 @@ generated:
 """
 
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
-    ValidationError,
-    WgspError,
-    check_abs_path,
-    fail_from_error,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import (
     generate_private_key,
     public_key,
     read_key_file,

@@ -145,13 +145,11 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
-    WgspError,
-    check_int,
-    fail_from_error,
-)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_int  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import (  # noqa: E402
+    ROUTE_PROTO,
     RouteManager,
     check_table,
     normalise_routes,
@@ -177,7 +175,7 @@ ARGUMENT_SPEC = dict(
     metric=dict(type="int"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     exclusive=dict(type="bool", default=False),
-    proto=dict(type="int", default=87),
+    proto=dict(type="int", default=ROUTE_PROTO),
 )
 
 

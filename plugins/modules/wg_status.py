@@ -292,13 +292,11 @@ import traceback  # noqa: E402
 
 from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._module import WgspModule  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (  # noqa: E402
-    CommandRunner,
-    WgspError,
-    fail_from_error,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _status  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import report as status_report  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import views as status_views  # noqa: E402
 
 try:
     from pyroute2 import IPRoute  # noqa: E402
@@ -317,20 +315,20 @@ ARGUMENT_SPEC = dict(
     probe=dict(type="bool", default=False),
     probe_timeout=dict(type="float", default=2.0),
     hub_probe_port=dict(type="int", default=22),
-    fail_on=dict(type="list", elements="str", choices=list(_status.FAIL_ON), default=[]),
+    fail_on=dict(type="list", elements="str", choices=list(status_report.FAIL_ON), default=[]),
 )
 
 
 def host_readers(iproute):
     """The live readers of this host: interface, routes through it, the route to an address."""
     from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import RouteManager
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_interface import read_interface
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.interface import read_interface
 
     manager = RouteManager(iproute)
 
     def routes(ifname):
         oif = manager.oif(ifname)
-        return _status.routes_view(manager.installed(oif, ifname), oif)
+        return status_views.routes_view(manager.installed(oif, ifname), oif)
 
     def route_of(address):
         try:
@@ -352,7 +350,7 @@ def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import rule_set_status
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import rule_set_status
 
     params = module.params
     fail_on = params["fail_on"] or []
@@ -361,7 +359,7 @@ def main():
     result = None
     try:
         read_interface, routes, route_of = host_readers(iproute)
-        report = _status.StatusReport(
+        report = status_report.StatusReport(
             params["interface"], read_interface,
             lambda name, args: rule_set_status(name, args, runner),
             routes=routes, route_of=route_of, state_dir=params["state_dir"], state_file=params["state_file"],
@@ -374,7 +372,7 @@ def main():
         module.fail_json(msg="wg_status: %s" % (exc,), exception=traceback.format_exc(), changed=False)
     finally:
         iproute.close()
-    reasons = _status.failures(result, fail_on)
+    reasons = status_report.failures(result, fail_on)
     if reasons:
         module.fail_json(msg="%s: %s (%s)" % (params["interface"], "; ".join(reasons), result["summary"]),
                          changed=False, **result)

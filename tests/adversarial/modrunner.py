@@ -10,7 +10,7 @@ import sys
 
 import ansible.module_utils.basic  # noqa: F401 (imported once, before the forks)  pylint: disable=unused-import
 import pyroute2  # noqa: F401  pylint: disable=unused-import
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _common  # noqa: F401  pylint: disable=unused-import
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks as _common  # noqa: F401  pylint: disable=unused-import
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from modharness import serve  # noqa: E402

@@ -10,8 +10,8 @@ from conftest import COLLECTIONS, require_root_tools
 
 STATUS = (
     "import json, sys\n"
-    "from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandRunner\n"
-    "from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import rule_set_status\n"
+    "from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner\n"
+    "from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import rule_set_status\n"
     "module, params = sys.argv[1], json.loads(sys.argv[2])\n"
     "print(json.dumps(rule_set_status(module, params, CommandRunner())))\n"
 )

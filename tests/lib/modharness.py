@@ -119,7 +119,7 @@ class FakeHost:
 
     def install(self, monkeypatch, runner_class):
         """Patch ``runner_class.run`` (the module's ``CommandRunner``) and ``shutil.which``."""
-        from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandError
+        from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import CommandError
 
         host = self
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.filter import status_views as views
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
 
 PRIV = "8FACF4WKr+9dy8rI36lCB8jk49wiJ34pf2Yv8iUW+3w="  # fixed: parametrize ids must be the same in every worker
 PUB = keys.public_key(PRIV)

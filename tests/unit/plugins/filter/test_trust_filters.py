@@ -14,9 +14,9 @@ import yaml
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.wgsp.service_proxy.plugins.filter import service_proxy as f
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _common as c
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_rules as rules
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks, errors
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import rules
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import params as wg_params
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 HOSTILE_ROUTE = "fd00::9%x||echo INJECTED#"
@@ -125,7 +125,7 @@ def test_filter_and_module_agree_on_container_names(name):
         filter_refused = True
     try:
         rules.validate_specs([{"port": 80, "to_container": name}])
-    except c.ValidationError:
+    except errors.ValidationError:
         module_refused = True
     assert filter_refused and module_refused
 
@@ -141,7 +141,7 @@ def test_filter_and_module_agree_on_targets(address):
     text = "[%s]" % address if ":" in address else address
     assert "invalid address" in filter_error(f.external_forwards, ["tcp:80:%s:80" % text])
     assert "invalid address" in filter_error(f.public_ports, ["80:%s:80" % text], {})
-    with pytest.raises(c.ValidationError):
+    with pytest.raises(errors.ValidationError):
         rules.validate_specs([{"port": 80, "to_address": address}])
 
 
@@ -149,8 +149,8 @@ def test_filter_and_module_agree_on_targets(address):
 def test_filter_and_module_agree_on_interface_names(name):
     assert filter_error(f.check_vars, {"proxy_client_interface": name}).startswith("proxy_client_interface")
     assert filter_error(f.check_ifname_filter, name, "debug_interface").startswith("debug_interface")
-    with pytest.raises(c.ValidationError):
-        wgi.validate_params({"name": name, "private_key": "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="})
+    with pytest.raises(errors.ValidationError):
+        wg_params.validate_params({"name": name, "private_key": "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="})
 
 
 def test_hub_info_validates_the_hubs_variables():
@@ -241,6 +241,6 @@ def test_quote_filter_is_shlex_quote():
     from ansible.plugins.filter.core import quote
 
     for value in ("wg0;echo X", "a'b", "$(id)", "wg0"):
-        assert quote(value) == c.shell_quote(value) == shlex.quote(value)
+        assert quote(value) == checks.shell_quote(value) == shlex.quote(value)
         assert subprocess.run(["sh", "-c", "printf %s " + quote(value)], capture_output=True, text=True,
                               check=True).stdout == value

@@ -6,19 +6,16 @@ import sys
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (
     RuleSet,
     persist_rule_set,
     rule_set_status,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import (
-    render_iptables_lines,
-    render_nft_lines,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import parse_table
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import filter_rules, module_params
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import normalise
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import render_iptables_lines, render_nft_lines
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import parse_table
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import filter_rules, module_params
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import normalise
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_fw_iptables import FakeRunner, which_all  # noqa: E402

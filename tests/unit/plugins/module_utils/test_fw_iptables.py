@@ -6,15 +6,15 @@ the "kernel" state is the save text, updated by applying restore payloads with a
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet, drift
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import CommandError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, drift
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import (
     IptablesBackend,
     parse_mapping,
     parse_save,
     render_rule_lines,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import normalise
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import normalise
 
 BUILTIN = {"nat": ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"], "filter": ["INPUT", "FORWARD", "OUTPUT"]}
 
@@ -261,7 +261,7 @@ def test_drift_reports_missing_extra_and_jumps():
 
 
 def test_auto_selects_iptables_with_docker_or_without_nft():
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import select_backend
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import select_backend
 
     runner = FakeRunner()
     assert select_backend("auto", runner, which=which_all)[0].name == "nftables"
@@ -271,7 +271,7 @@ def test_auto_selects_iptables_with_docker_or_without_nft():
 
 
 def test_foreign_jumps_are_kept_and_a_chain_they_target_is_not_deleted():
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 
     runner = FakeRunner()
     rs = RuleSet(runner, "pub", "iptables", which=which_all)

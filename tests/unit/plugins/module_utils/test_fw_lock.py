@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import set_lock
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock
 
 
 def test_lock_directory_and_file_are_private_whatever_the_umask(tmp_path):

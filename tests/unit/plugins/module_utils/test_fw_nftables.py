@@ -2,15 +2,15 @@
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import CommandError, WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet, conntrack_commands
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import CommandError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, conntrack_commands
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import (
     NftablesBackend,
     parse_mapping,
     parse_table,
     render_rule_lines,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import normalise
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import normalise
 
 
 def listing(desired_file):

@@ -6,20 +6,13 @@ import sys
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
-    ValidationError,
-    WgspError,
-    check_path_limits,
-    make_dirs,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet, persist_rule_set
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import check_persist_path
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_persist import (
-    HEREDOC,
-    iptables_script,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import normalise
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_path_limits, make_dirs
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, persist_rule_set
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import check_persist_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.persist import HEREDOC, iptables_script
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import normalise
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import Desired
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_fw_iptables import FakeRunner, which_all  # noqa: E402

@@ -2,9 +2,9 @@
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (
-    DockerResolver,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.containers import DockerResolver
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import (
     check_set_name,
     listen_ports_from_wg,
     normalise,

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_backend import RuleSet, rule_set_status
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import dnat_rules, module_params
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import DockerResolver
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet, rule_set_status
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import dnat_rules, module_params
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.containers import DockerResolver
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_fw_iptables import FakeRunner, which_all  # noqa: E402

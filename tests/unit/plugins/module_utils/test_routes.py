@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import RouteManager, normalise_routes
 
 

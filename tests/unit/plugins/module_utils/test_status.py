@@ -6,8 +6,11 @@ import json
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _status
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import probes as status_probes
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import report as status_report
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import state as status_state
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import views as status_views
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 
 NOW = 1800000000
 HUB_KEY = "H" * 43 + "="
@@ -94,9 +97,9 @@ def report(tmp_path, state, live, rules=None, probe=False, connect=None, route_o
             raise value
         return value or in_sync(params.get("name"), module)
 
-    rep = _status.StatusReport("wg0", lambda name: live, rule_status, routes=routes, route_of=route_of,
-                               connect=connect or Connector(), state_dir=str(tmp_path), now=lambda: NOW,
-                               probe=probe, probe_timeout=0.5)
+    rep = status_report.StatusReport("wg0", lambda name: live, rule_status, routes=routes, route_of=route_of,
+                                     connect=connect or Connector(), state_dir=str(tmp_path), now=lambda: NOW,
+                                     probe=probe, probe_timeout=0.5)
     result = rep.run()
     result["_rule_calls"] = seen
     return result
@@ -119,7 +122,7 @@ def report(tmp_path, state, live, rules=None, probe=False, connect=None, route_o
     (json.dumps({"version": 1, "client_mode": "share", "rule_sets": [{"module": "wg_dnat"}]}), "rule_sets[0] must be"),
 ])
 def test_bad_state_file_is_a_clear_error_naming_the_file(tmp_path, text, message):
-    with pytest.raises(_status.StateFileError) as err:
+    with pytest.raises(status_state.StateFileError) as err:
         report(tmp_path, text, iface([]))
     assert message in err.value.msg and str(tmp_path / "wg0.json") in err.value.msg
 
@@ -134,15 +137,15 @@ def test_missing_state_file_is_unmanaged_and_still_reports_the_interface(tmp_pat
 
 def test_unreadable_state_file_is_an_error(tmp_path):
     (tmp_path / "wg0.json").mkdir()
-    with pytest.raises(_status.StateFileError, match="cannot read state file"):
+    with pytest.raises(status_state.StateFileError, match="cannot read state file"):
         report(tmp_path, None, iface([]))
 
 
 def test_state_file_defaults_and_unknown_keys():
-    state = _status.parse_state(json.dumps({"version": 1, "client_mode": "proxy", "future_key": 1,
-                                            "public_ports": [{"port": 80, "to_address": "10.7.0.2", "to_port": 80}],
-                                            "rule_sets": [{"module": "wg_dnat", "params": {"name": "public"}}]}),
-                                "/x/wg0.json", "wg0")
+    state = status_state.parse_state(json.dumps({"version": 1, "client_mode": "proxy", "future_key": 1,
+                                                 "public_ports": [{"port": 80, "to_address": "10.7.0.2", "to_port": 80}],
+                                                 "rule_sets": [{"module": "wg_dnat", "params": {"name": "public"}}]}),
+                                     "/x/wg0.json", "wg0")
     assert state["access_services"] == [] and state["shared_services"] == [] and state["interface"] == "wg0"
     assert state["public_exposure"] is True  # derived from the published ports when not recorded
     assert state["rule_sets"][0]["name"] == "public" and state["future_key"] == 1
@@ -200,14 +203,14 @@ def test_the_hub_peer_decides_not_another_fresh_peer(tmp_path):
     ([], None),
 ])
 def test_find_hub_peer(peers, expected):
-    found = _status.find_hub_peer(peers, PROXY_STATE)
+    found = status_views.find_hub_peer(peers, PROXY_STATE)
     assert (found["public_key"] if found else None) == expected
 
 
 def test_ipv6_endpoint_matches():
     state = dict(PROXY_STATE, hub_endpoint="[2001:db8::1]:51820", hub_address="fd00::1")
     peers = [peer(SHARE_KEY, 1, "192.0.2.9:1", []), peer(HUB_KEY, 1, "[2001:db8::1]:51820", [])]
-    assert _status.find_hub_peer(peers, state)["public_key"] == HUB_KEY
+    assert status_views.find_hub_peer(peers, state)["public_key"] == HUB_KEY
 
 
 def test_server_is_connected_when_one_client_is_fresh_and_reports_each_age(tmp_path):
@@ -252,9 +255,9 @@ def test_routes_view_keeps_the_interface_and_marks_ours():
 
     routes = [Route("10.7.0.0/24", oif=5, ifname="wg0", proto=87), Route("0.0.0.0/0", oif=2, ifname="2", proto=3),
               Route("10.7.0.2/32", oif=5, ifname="wg0", proto=3)]
-    view = _status.routes_view(routes, 5)
+    view = status_views.routes_view(routes, 5)
     assert [(r["dest"], r["managed"]) for r in view] == [("10.7.0.0/24", True), ("10.7.0.2/32", False)]
-    assert _status.routes_view(routes, None) == []
+    assert status_views.routes_view(routes, None) == []
 
 
 def test_routes_are_read_only_when_the_interface_exists(tmp_path):
@@ -298,7 +301,7 @@ def test_proxy_probe_failures(tmp_path):
     assert [ok for _n, _t, ok in probes_of(result)] == [True, False, False, None, False]
     assert "refused" in result["probes"][2]["detail"] and result["probes"][1]["elapsed_ms"] == 500
     assert result["summary"].endswith("probes=1/4")
-    assert _status.failures(result, ["probe"]) == [
+    assert status_report.failures(result, ["probe"]) == [
         "probes failed: hub tunnel address 10.7.0.1:22; access service 10.7.0.2:80; "
         "public port tcp/80 target 10.7.0.2:80"]
 
@@ -363,7 +366,7 @@ def test_stale_or_unresolved_containers_fail(tmp_path, entry, detail):
 ])
 def test_failures(tmp_path, fail_on, live, rules, expected):
     result = report(tmp_path, PROXY_STATE, live, rules=rules)
-    assert _status.failures(result, fail_on) == expected
+    assert status_report.failures(result, fail_on) == expected
 
 
 def test_tcp_connect_real_loopback():
@@ -374,16 +377,16 @@ def test_tcp_connect_real_loopback():
     server.listen(1)
     port = server.getsockname()[1]
     try:
-        ok, detail, ms = _status.tcp_connect("127.0.0.1", port, 1.0)
+        ok, detail, ms = status_probes.tcp_connect("127.0.0.1", port, 1.0)
         assert ok and "accepted" in detail and ms >= 0
     finally:
         server.close()
-    ok, detail, _ms = _status.tcp_connect("127.0.0.1", port, 1.0)
+    ok, detail, _ms = status_probes.tcp_connect("127.0.0.1", port, 1.0)
     assert ok is False and "refused" in detail
-    ok, detail, _ms = _status.tcp_connect("127.0.0.1", port, 1.0, refused_ok=True)
+    ok, detail, _ms = status_probes.tcp_connect("127.0.0.1", port, 1.0, refused_ok=True)
     assert ok is True and "RST" in detail
 
 
 def test_interface_name_is_validated():
     with pytest.raises(WgspError, match="invalid interface name"):
-        _status.StatusReport("wg0; rm", None, None)
+        status_report.StatusReport("wg0; rm", None, None)

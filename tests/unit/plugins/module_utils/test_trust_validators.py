@@ -14,13 +14,16 @@ import subprocess
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _common as c
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_rules as rules
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import checks, errors, files, net
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import rules
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _routes as routes
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import validate_filter
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import check_persist_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import backends as wg_backends
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import params as wg_params
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import wgquick
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import check_persist_path
 from fake_links import FakeLinkOps  # noqa: E402
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
@@ -41,26 +44,26 @@ def refused(func, *args):
 
 @pytest.mark.parametrize("value", SCOPED)
 def test_scope_ids_are_refused_by_every_address_validator(value):
-    for func, text in ((c.check_address, value), (c.check_cidr, value), (c.check_cidr, value + "/64"),
-                       (c.check_interface_address, value + "/64"), (c.check_dnat_target, value)):
+    for func, text in ((net.check_address, value), (net.check_cidr, value), (net.check_cidr, value + "/64"),
+                       (net.check_interface_address, value + "/64"), (net.check_dnat_target, value)):
         err = refused(func, "opt", text)
         assert err.field == "opt" and "opt: " in err.msg
-    assert "scope id" in refused(c.check_address, "opt", value).msg
-    err = refused(c.check_cidr, "opt", value + "/128", True)
+    assert "scope id" in refused(net.check_address, "opt", value).msg
+    err = refused(net.check_cidr, "opt", value + "/128", True)
     assert err.field == "opt"
-    assert refused(c.check_endpoint, "opt", "[%s]:51820" % value).field == "opt"
+    assert refused(net.check_endpoint, "opt", "[%s]:51820" % value).field == "opt"
 
 
 def test_plain_addresses_still_pass():
-    assert str(c.check_address("a", " fd00::9 ")) == "fd00::9"
-    assert str(c.check_cidr("a", "fd00::/64", True)) == "fd00::/64"
-    assert c.check_endpoint("e", "[fd00::1]:51820") == ("fd00::1", 51820)
-    assert c.check_endpoint("e", "hub.example.net:51820") == ("hub.example.net", 51820)
+    assert str(net.check_address("a", " fd00::9 ")) == "fd00::9"
+    assert str(net.check_cidr("a", "fd00::/64", True)) == "fd00::/64"
+    assert net.check_endpoint("e", "[fd00::1]:51820") == ("fd00::1", 51820)
+    assert net.check_endpoint("e", "hub.example.net:51820") == ("hub.example.net", 51820)
 
 
 @pytest.mark.parametrize("value", ["-f:51820", "a..b:1", "[1.2.3.4]:5", "host_x:1", "x y:1", ".:1", "1.2.3.4:70000"])
 def test_endpoint_hosts_follow_dns_rules(value):
-    assert refused(c.check_endpoint, "peers[0].endpoint", value).field == "peers[0].endpoint"
+    assert refused(net.check_endpoint, "peers[0].endpoint", value).field == "peers[0].endpoint"
 
 
 def test_sources_with_a_scope_id_never_reach_ip6tables_restore():
@@ -94,7 +97,7 @@ def test_wg_interface_validates_everything_before_any_change(tmp_path):
 ])
 def test_interface_addresses_the_kernel_would_refuse_after_creation(address, why):
     """The kernel refuses ::/128, ff02::1 and ::1 only once the link exists (half-configured)."""
-    err = refused(wgi.validate_params, {"name": "wg0", "private_key": PRIV, "addresses": ["10.7.0.1/24", address]})
+    err = refused(wg_params.validate_params, {"name": "wg0", "private_key": PRIV, "addresses": ["10.7.0.1/24", address]})
     assert err.field == "addresses[1]" and why in err.msg
 
 
@@ -104,28 +107,28 @@ def test_interface_addresses_the_kernel_would_refuse_after_creation(address, why
 @pytest.mark.parametrize("line", ["ip route replace 10.0.0.0/8 dev %i # x", "a\nb", "a\rb", "x\x00y", "   ", ""])
 def test_post_up_refuses_comment_marks_newlines_and_control_chars(line):
     for hook in ("post_up", "pre_down"):
-        err = refused(wgi.validate_params, {"name": "wg0", "private_key": PRIV, hook: ["true", line]})
+        err = refused(wg_params.validate_params, {"name": "wg0", "private_key": PRIV, hook: ["true", line]})
         assert err.field == "%s[1]" % hook
 
 
 def test_post_up_accepts_a_shell_line_and_writes_it_verbatim():
-    want = wgi.validate_params({"name": "wg0", "private_key": PRIV, "post_up": ["sh '/etc/wg-service-proxy/wg0-share.rules'"]})
-    text = wgi.render_wg_quick(want, {"fwmark": 0, "addresses": [], "mtu": None, "peers": {}}, PRIV)
+    want = wg_params.validate_params({"name": "wg0", "private_key": PRIV, "post_up": ["sh '/etc/wg-service-proxy/wg0-share.rules'"]})
+    text = wgquick.render_wg_quick(want, {"fwmark": 0, "addresses": [], "mtu": None, "peers": {}}, PRIV)
     assert "PostUp = sh '/etc/wg-service-proxy/wg0-share.rules'\n" in text
 
 
 @pytest.mark.parametrize("path", ["/etc/x;touch /tmp/m", "/etc/$(id)", "/etc/a b", "/etc/%i", "relative/x", "/etc/../x",
                                   "/etc/x/", "", "/etc/x\n", "/etc/x\x00"])
 def test_script_paths_on_shell_lines(path):
-    assert refused(c.check_script_path, "persist_path", path).field == "persist_path"
+    assert refused(files.check_script_path, "persist_path", path).field == "persist_path"
     assert refused(check_persist_path, "persist_path", path).field == "persist_path"
 
 
 def test_boot_script_jump_lines_are_quoted_words(tmp_path):
     """_fw_persist writes each word of a shell command with shlex.quote: parsing the line gives the
     same argv as the validated jump."""
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_persist import iptables_script
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.persist import iptables_script
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import Desired
 
     desired = Desired("iptables", "pub")
     desired.chains = {("ipv4 nat", "WGSP-PUB-PRE"): None}
@@ -149,16 +152,16 @@ BAD_NAMES = [".", "..", "-f", "--version", "+", "eth+", "wg+0", "a/b", "a:b", "a
 
 @pytest.mark.parametrize("name", BAD_NAMES)
 def test_interface_names_follow_the_kernel_rules_and_refuse_wildcards(name):
-    assert refused(c.check_ifname, "in_interface", name).field == "in_interface"
+    assert refused(checks.check_ifname, "in_interface", name).field == "in_interface"
 
 
 @pytest.mark.parametrize("name", ["wg0", "eth0.100", "br-1a2b3c4d5e6f", "a=b", "x_y-z.9", "x" * 15, ".x", "0"])
 def test_interface_names_accepted(name):
-    assert c.check_ifname("interface", name) == name
+    assert checks.check_ifname("interface", name) == name
 
 
 def test_plus_is_refused_with_the_reason():
-    assert "wildcard" in refused(c.check_ifname, "in_interface", "eth+").msg
+    assert "wildcard" in refused(checks.check_ifname, "in_interface", "eth+").msg
 
 
 @pytest.mark.parametrize("name", ["+", "eth+"])
@@ -172,8 +175,8 @@ def test_every_interface_option_refuses_wildcards(name):
     assert refused(validate_filter, {"name": "i", "hook": "forward", "in_interface": "wg0",
                                      "out_interface": name}).field == "out_interface"
     assert refused(routes.normalise_routes, [{"dest": "10.0.0.0/8"}], name).field == "interface"
-    assert refused(wgi.validate_params, {"name": name, "private_key": PRIV}).field == "name"
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import StatusReport
+    assert refused(wg_params.validate_params, {"name": name, "private_key": PRIV}).field == "name"
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.report import StatusReport
     assert refused(StatusReport, name, None, None).field == "interface"
 
 
@@ -181,7 +184,7 @@ def test_every_interface_option_refuses_wildcards(name):
 def test_wg_interface_bad_names_write_no_key_and_start_nothing(tmp_path, monkeypatch, name):
     """Audit item 16: these reached wireguard-go's argv and left key files."""
     started = []
-    monkeypatch.setattr(wgi.UserspaceBackend, "start_daemon", lambda self, argv: started.append(argv))
+    monkeypatch.setattr(wg_backends.UserspaceBackend, "start_daemon", lambda self, argv: started.append(argv))
     links = FakeLinkOps(None)
     run = wgi.WgInterface({"name": name, "backend": "userspace"}, link_ops=links, conf_dir=str(tmp_path),
                           kernel_check=lambda: False, process_finder=lambda n: [])
@@ -199,10 +202,10 @@ BANNER = (u"\u250c" + u"\u2500" * 54 + u"\u2510\n"
 
 def test_wireguard_go_error_is_the_error_not_the_banner():
     out = "ERROR: (wg0) 2026/12/03 09:49:41 Failed to create TUN device: no such file or directory\n"
-    text = wgi.wireguard_go_error(out, BANNER)
+    text = wg_backends.wireguard_go_error(out, BANNER)
     assert text == out.strip() and "Running wireguard-go" not in text
-    assert wgi.wireguard_go_error("", BANNER + "something else failed\n") == "something else failed"
-    assert wgi.wireguard_go_error("", BANNER) == "no error output"
+    assert wg_backends.wireguard_go_error("", BANNER + "something else failed\n") == "something else failed"
+    assert wg_backends.wireguard_go_error("", BANNER) == "no error output"
 
 
 def test_failed_start_reports_stdout_error(tmp_path):
@@ -211,10 +214,10 @@ def test_failed_start_reports_stdout_error(tmp_path):
     fake.write_text("#!/bin/sh\nprintf '%s' \"$BANNER\" >&2\necho 'ERROR: (wg0) Failed to create TUN device: permission denied'\n"
                     "exit 1\n")
     fake.chmod(0o755)
-    backend = wgi.UserspaceBackend("wg0", socket_dir=str(tmp_path))
+    backend = wg_backends.UserspaceBackend("wg0", socket_dir=str(tmp_path))
     os.environ["BANNER"] = BANNER
     try:
-        with pytest.raises(c.CommandError) as err:
+        with pytest.raises(errors.CommandError) as err:
             backend.start_daemon([str(fake), "wg0"])
     finally:
         del os.environ["BANNER"]
@@ -227,7 +230,7 @@ def test_failed_start_reports_stdout_error(tmp_path):
 
 class FailingLinks(FakeLinkOps):
     def add_address(self, cidr):
-        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_netlink import NetlinkError
+        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.netlink import NetlinkError
         raise NetlinkError("netlink add_address on wg0 failed: Invalid argument", errno=22)
 
 
@@ -242,7 +245,7 @@ class RefusingIPRoute:
         self.errno = errno_
 
     def route(self, op, **kw):
-        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_genl import NetlinkError
+        from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.genl import NetlinkError
         exc = NetlinkError("kernel says no", errno=self.errno)
         exc.code = self.errno
         raise exc
@@ -319,10 +322,10 @@ def test_route_tables_accepted():
 
 @pytest.mark.parametrize("value", [-1, -0.5, 0, 601, "x", float("nan"), True])
 def test_check_float(value):
-    assert refused(c.check_float, "probe_timeout", value, 0.001, 600).field == "probe_timeout"
+    assert refused(checks.check_float, "probe_timeout", value, 0.001, 600).field == "probe_timeout"
 
 
 @pytest.mark.parametrize("path", ["", "wg0.key", "./wg0.key", "/etc/wireguard/", "/etc/wireguard/wg0\x00.key",
                                   "/etc/wg\n0.key", None])
 def test_abs_path(path):
-    assert refused(c.check_abs_path, "path", path).field == "path"
+    assert refused(files.check_abs_path, "path", path).field == "path"

@@ -10,8 +10,8 @@ import struct
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_genl as genl
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import genl, genl_codec
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 
 import fake_genl as k  # noqa: E402
 from fake_genl import FakeKernel  # noqa: E402
@@ -244,7 +244,7 @@ def test_ack_error_carries_errno_and_no_key_material():
 def test_bad_key_error_never_shows_the_key():
     bad = PRIV[:-4] + "!!!="
     with pytest.raises(genl.NetlinkError) as err:
-        genl.build_set_messages("wg0", device={"private_key": bad})
+        genl_codec.build_set_messages("wg0", device={"private_key": bad})
     assert "private_key" in err.value.msg and bad not in str(err.value) and PRIV[:20] not in str(err.value)
 
 
@@ -268,7 +268,7 @@ def test_many_allowed_ips_split_like_wg(update):
         peer = later["peers"][0]
         assert peer["flags"] == 4 and peer["public_key"] == PUB1  # UPDATE_ONLY, appending
         assert peer["endpoint"] is None and peer["preshared_key"] is None and peer["keepalive"] is None
-    assert all(s["size"] <= genl.MAX_SET_MESSAGE for s in kernel.sets)
+    assert all(s["size"] <= genl_codec.MAX_SET_MESSAGE for s in kernel.sets)
     assert sum(len(s["peers"][0]["allowed_ips"]) for s in kernel.sets) == 3000
     assert kernel.peers[PUB1]["allowed_ips"] == wanted  # in order, the old one replaced
 
@@ -277,7 +277,7 @@ def test_split_keeps_device_attrs_first_and_packs_peers():
     small = 400
     specs = [{"public_key": PUB1, "replace_allowed_ips": True, "allowed_ips": ips(20)},
              {"public_key": PUB2, "replace_allowed_ips": True, "allowed_ips": ["10.99.0.0/16"]}]
-    messages = genl.build_set_messages("wg0", device={"listen_port": 1}, peers=specs, limit=small)
+    messages = genl_codec.build_set_messages("wg0", device={"listen_port": 1}, peers=specs, limit=small)
     decoded = [k.decode_set(struct.pack("=IHHII", 16 + len(m), k.FAMILY_ID, 5, 1, 0) + m) for m in messages]
     assert all(d["size"] <= small for d in decoded) and len(decoded) >= 2
     assert decoded[0]["listen_port"] == 1 and all(d["listen_port"] is None for d in decoded[1:])
@@ -289,7 +289,7 @@ def test_split_keeps_device_attrs_first_and_packs_peers():
 
 def test_one_peer_larger_than_a_message_is_refused():
     with pytest.raises(genl.NetlinkError):
-        genl.build_set_messages("wg0", peers=[{"public_key": PUB1, "allowed_ips": ["10.0.0.0/8"]}], limit=60)
+        genl_codec.build_set_messages("wg0", peers=[{"public_key": PUB1, "allowed_ips": ["10.0.0.0/8"]}], limit=60)
 
 
 def test_malformed_input_is_refused_without_sending():
@@ -298,5 +298,5 @@ def test_malformed_input_is_refused_without_sending():
         with client(kernel) as wg:
             wg.set_device("wg0", peers=[{"public_key": PUB1, "endpoint": "no-port"}])
     with pytest.raises(genl.NetlinkError):
-        genl.build_set_messages("wg0", peers=[{"public_key": PUB1, "allowed_ips": ["10.0.0.0/33"]}])
+        genl_codec.build_set_messages("wg0", peers=[{"public_key": PUB1, "allowed_ips": ["10.0.0.0/33"]}])
     assert kernel.sets == []

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
 
 # (private, public) pairs printed by `wg genkey | tee /dev/stderr | wg pubkey` (wireguard-tools 1.0.20210914)
 WG_VECTORS = [

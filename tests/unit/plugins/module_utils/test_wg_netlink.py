@@ -1,15 +1,16 @@
 """Kernel backend at the socket boundary: KernelWireGuard and KernelBackend (availability, backend
 selection, whole wg_interface runs) against fake_genl's kernel model, which decodes the exact bytes the
-collection's own genl client (_wg_genl) sends; and LinkOps against a fake pyroute2 IPRoute."""
+collection's own genl client (_wireguard/genl) sends; and LinkOps against a fake pyroute2 IPRoute."""
 
 import socket
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_genl as genl
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import genl
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import backends as wg_backends
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
 from fake_genl import FakeKernel  # noqa: E402
 from fake_links import FakeLinkOps  # noqa: E402
 
@@ -125,7 +126,7 @@ class FakeRunner:
 def test_kernel_backend_available_exactly_when_the_family_resolves(loaded, loadable, check_mode, available, calls):
     kernel = FakeKernel(family=loaded)
     runner = FakeRunner(kernel, loadable)
-    backend = wgi.KernelBackend("wg0", wg=kernel_wg(kernel), runner=runner, check_mode=check_mode)
+    backend = wg_backends.KernelBackend("wg0", wg=kernel_wg(kernel), runner=runner, check_mode=check_mode)
     assert backend.available() is available and backend.available() is available  # asked once
     assert runner.calls == calls
     assert kernel.family is (loaded or (loadable and not check_mode))
@@ -136,9 +137,9 @@ def test_kernel_backend_available_exactly_when_the_family_resolves(loaded, loada
 
 
 def auto_run(tmp_path, kernel, runner, wireguard_go, monkeypatch, check_mode=False):
-    monkeypatch.setattr(wgi, "find_binary", lambda name: "/usr/bin/wireguard-go" if wireguard_go else None)
+    monkeypatch.setattr(wg_backends, "find_binary", lambda name: "/usr/bin/wireguard-go" if wireguard_go else None)
     link_ops = FakeLinkOps(None)
-    kernel_backend = wgi.KernelBackend("wg0", wg=kernel_wg(kernel), runner=runner, check_mode=check_mode)
+    kernel_backend = wg_backends.KernelBackend("wg0", wg=kernel_wg(kernel), runner=runner, check_mode=check_mode)
     run = wgi.WgInterface({"name": "wg0", "private_key": PRIV, "persist": False}, check_mode=True, link_ops=link_ops,
                           backends={"kernel": kernel_backend}, runner=runner, conf_dir=str(tmp_path))
     return run.run(), link_ops
@@ -175,7 +176,7 @@ def test_auto_without_either_fails_naming_both(tmp_path, monkeypatch):
 def test_explicit_kernel_backend_without_module_touches_nothing(tmp_path):
     kernel = FakeKernel(family=False)
     link = FakeLinkOps(None)
-    backend = wgi.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel, loadable=False))
+    backend = wg_backends.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel, loadable=False))
     run = wgi.WgInterface({"name": "wg0", "backend": "kernel", "private_key": PRIV}, link_ops=link,
                           backends={"kernel": backend}, conf_dir=str(tmp_path))
     with pytest.raises(WgspError) as err:
@@ -190,7 +191,7 @@ def kernel_run(tmp_path, kernel, peers, link=None, check_mode=False, **extra):
     params = {"name": "wg0", "private_key": PRIV, "listen_port": 51820, "addresses": ["10.7.0.1/24"],
               "peers": peers, "persist": False}
     params.update(extra)
-    backend = wgi.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel), check_mode=check_mode)
+    backend = wg_backends.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel), check_mode=check_mode)
     result = wgi.WgInterface(params, check_mode=check_mode, link_ops=link_ops, backends={"kernel": backend},
                              conf_dir=str(tmp_path)).run()
     return result, link_ops
@@ -241,7 +242,7 @@ def test_kernel_remove_peer(tmp_path):
 def test_kernel_create_sends_device_then_peers(tmp_path):
     kernel = FakeKernel()
     link_ops = FakeLinkOps(None)
-    backend = wgi.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel))
+    backend = wg_backends.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel))
     result = wgi.WgInterface({"name": "wg0", "private_key": PRIV, "listen_port": 51820, "mtu": 1380,
                               "addresses": ["10.7.0.1/24"], "peers": [WANT1], "persist": False},
                              link_ops=link_ops, backends={"kernel": backend}, conf_dir=str(tmp_path)).run()
@@ -272,7 +273,7 @@ def test_kernel_check_mode_calls_nothing_mutating(tmp_path):
 def test_read_interface_kernel(tmp_path):
     kernel = device_kernel([PEER1])
     link = FakeLinkOps({"index": 5, "kind": "wireguard", "mtu": 1420, "up": True, "addresses": ["10.7.0.1/24"]})
-    backend = wgi.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel), check_mode=True)
+    backend = wg_backends.KernelBackend("wg0", wg=kernel_wg(kernel), runner=FakeRunner(kernel), check_mode=True)
     state = wgi.read_interface("wg0", link_ops=link, backends={"kernel": backend})
     assert state["backend"] == "kernel" and state["public_key"] == PUB_SELF
     assert state["peers"][0]["latest_handshake"] == 1700000000 and "private_key" not in str(state)

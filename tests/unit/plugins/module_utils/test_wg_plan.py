@@ -8,9 +8,13 @@ import stat
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import backends as wg_backends
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import interface as wgi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import params as wg_params
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import plan as wg_plan
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import wgquick
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
 from fake_links import FakeLinkOps  # noqa: E402
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
@@ -85,7 +89,7 @@ BAD_INPUT = [
 def test_bad_input_names_field_and_problem(title, override, field, problem):
     params = base(**override)
     with pytest.raises(ValidationError) as err:
-        wgi.validate_params(params, resolver=no_resolver)
+        wg_params.validate_params(params, resolver=no_resolver)
     assert err.value.field == field
     assert err.value.msg.startswith(field + ": ")
     assert problem in err.value.msg
@@ -107,13 +111,13 @@ def test_unresolvable_endpoint_fails_validation():
         import socket
         raise socket.gaierror(-2, "Name or service not known")
     with pytest.raises(ValidationError) as err:
-        wgi.validate_params(base(peers=[{"public_key": PUB1, "endpoint": "hub.invalid:51820"}]), resolver=resolver)
+        wg_params.validate_params(base(peers=[{"public_key": PUB1, "endpoint": "hub.invalid:51820"}]), resolver=resolver)
     assert err.value.field == "peers[0].endpoint" and "cannot resolve" in err.value.msg
 
 
 # ---------------------------------------------------------------- normalising
 def test_normalising():
-    want = wgi.validate_params(base(
+    want = wg_params.validate_params(base(
         addresses=["fd07::0001/64", "10.7.0.1/24", "10.7.0.1/24"],
         peers=[{"public_key": PUB1, "endpoint": "[2001:0db8::0001]:51820",
                 "allowed_ips": ["fd07::9/64", "10.7.0.9/24", "10.7.0.2/32"]}]), resolver=no_resolver)
@@ -130,14 +134,14 @@ def test_hostname_endpoint_compared_after_resolution():
     def resolver(host, port, family, socktype):
         calls.append(host)
         return [(2, socktype, 17, "", ("192.0.2.44", port))]
-    want = wgi.validate_params(base(peers=[{"public_key": PUB1, "endpoint": "hub.example:51820"}]), resolver=resolver)
+    want = wg_params.validate_params(base(peers=[{"public_key": PUB1, "endpoint": "hub.example:51820"}]), resolver=resolver)
     assert want["peers"][PUB1]["endpoint"] == "192.0.2.44:51820"
     assert want["peers"][PUB1]["endpoint_input"] == "hub.example:51820"
     assert calls == ["hub.example"]
 
 
 def test_normalize_device_endpoints_and_ips():
-    device = wgi.normalize_device({"private_key": PRIV, "listen_port": 1, "peers": [
+    device = wg_plan.normalize_device({"private_key": PRIV, "listen_port": 1, "peers": [
         {"public_key": PUB1, "endpoint": "[2001:0db8:0:0::1]:5", "allowed_ips": ["10.7.0.2/32", "10.7.0.0/24"]}]})
     assert device["public_key"] == PUB_SELF
     assert device["peers"][PUB1]["endpoint"] == "[2001:db8::1]:5"
@@ -178,9 +182,9 @@ PLAN_CASES = [
 
 @pytest.mark.parametrize("title,override,device,ops", PLAN_CASES, ids=[c[0] for c in PLAN_CASES])
 def test_plan(title, override, device, ops):
-    want = wgi.validate_params(base(**override), resolver=no_resolver)
+    want = wg_params.validate_params(base(**override), resolver=no_resolver)
     link = {"addresses": ["10.7.0.1/24"], "mtu": 1420, "up": True}
-    plan = wgi.compute_plan(want, link, CURRENT, want["private_key"], None)
+    plan = wg_plan.compute_plan(want, link, CURRENT, want["private_key"], None)
     assert plan.device == device
     assert plan.peer_ops == ops
     assert plan.empty() == (not device and not ops)
@@ -189,29 +193,29 @@ def test_plan(title, override, device, ops):
 
 
 def test_plan_link():
-    want = wgi.validate_params(base(addresses=["10.7.0.1/24", "fd07::1/64"], mtu=1380), resolver=no_resolver)
+    want = wg_params.validate_params(base(addresses=["10.7.0.1/24", "fd07::1/64"], mtu=1380), resolver=no_resolver)
     link = {"addresses": ["10.7.0.1/24", "10.9.0.1/24"], "mtu": 1420, "up": False}
-    plan = wgi.compute_plan(want, link, dict(CURRENT, peers={}), PRIV, None)
+    plan = wg_plan.compute_plan(want, link, dict(CURRENT, peers={}), PRIV, None)
     assert plan.add_addresses == ["fd07::1/64"] and plan.del_addresses == ["10.9.0.1/24"]
     assert plan.mtu == 1380 and plan.up is True
 
 
 def test_plan_addresses_unmanaged():
-    want = wgi.validate_params(base(addresses=None), resolver=no_resolver)
-    plan = wgi.compute_plan(want, {"addresses": ["10.9.0.1/24"], "mtu": 1420, "up": True},
-                            dict(CURRENT, peers={}), PRIV, None)
+    want = wg_params.validate_params(base(addresses=None), resolver=no_resolver)
+    plan = wg_plan.compute_plan(want, {"addresses": ["10.9.0.1/24"], "mtu": 1420, "up": True},
+                                dict(CURRENT, peers={}), PRIV, None)
     assert plan.add_addresses == [] and plan.del_addresses == []
 
 
 # ---------------------------------------------------------------- the wg-quick file
 def test_render_wg_quick():
-    want = wgi.validate_params(base(
+    want = wg_params.validate_params(base(
         fwmark=51, post_up=["nft -f /etc/wg-service-proxy/ruleset.nft"], pre_down=["true"],
         peers=[{"public_key": PUB2, "preshared_key": PSK, "allowed_ips": ["10.7.0.3/32"], "persistent_keepalive": 25},
                {"public_key": PUB1, "endpoint": "192.0.2.2:51820", "allowed_ips": ["10.7.0.2/32"]}]),
         resolver=no_resolver)
     after = {"addresses": want["addresses"], "mtu": 1420, "fwmark": 51, "peers": want["peers"]}
-    assert wgi.render_wg_quick(want, after, PRIV) == (
+    assert wgquick.render_wg_quick(want, after, PRIV) == (
         "# Managed by wgsp.service_proxy.wg_interface: edits are overwritten.\n"
         "# Restores this interface with: wg-quick up wg0\n"
         "[Interface]\n"
@@ -284,7 +288,7 @@ class FakeUapi:
                 peer["allowed_ips"].append(value)
 
 
-class FakeUserspace(wgi.UserspaceBackend):
+class FakeUserspace(wg_backends.UserspaceBackend):
     def __init__(self, client, link_ops, socket_dir):
         super().__init__("wg0", socket_dir=socket_dir, client=client)
         self.link_ops = link_ops
@@ -325,7 +329,7 @@ def tun_link():
 
 
 def test_check_mode_on_empty_host_creates_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(wgi, "find_binary", lambda name: "/usr/bin/wireguard-go")
+    monkeypatch.setattr(wg_backends, "find_binary", lambda name: "/usr/bin/wireguard-go")
     link_ops, client = FakeLinkOps(None), FakeUapi()
     params = base(private_key=None)
     run = make(params, tmp_path, link_ops, client, check_mode=True, diff=True)
@@ -337,7 +341,7 @@ def test_check_mode_on_empty_host_creates_nothing(tmp_path, monkeypatch):
 
 
 def test_create_then_unchanged_then_check(tmp_path, monkeypatch):
-    monkeypatch.setattr(wgi, "find_binary", lambda name: "/usr/bin/wireguard-go")
+    monkeypatch.setattr(wg_backends, "find_binary", lambda name: "/usr/bin/wireguard-go")
     link_ops, client = FakeLinkOps(None), FakeUapi()
     params = base(private_key=None, mtu=1400)
     first = make(params, tmp_path, link_ops, client).run()
@@ -375,8 +379,8 @@ def test_diff_hides_keys_and_marks_psk_change(tmp_path):
                                         "allowed_ips": ["10.7.0.2/32"]}])
     result = make(params, tmp_path, FakeLinkOps(tun_link()), client, diff=True).run()
     assert result["changed"] is True
-    assert result["diff"]["before"]["peers"][PUB1]["preshared_key"] == wgi.PSK_SET
-    assert result["diff"]["after"]["peers"][PUB1]["preshared_key"] == wgi.PSK_CHANGED
+    assert result["diff"]["before"]["peers"][PUB1]["preshared_key"] == wg_plan.PSK_SET
+    assert result["diff"]["after"]["peers"][PUB1]["preshared_key"] == wg_plan.PSK_CHANGED
     assert result["diff"]["after"]["public_key"] == PUB_SELF
     text = json.dumps(result)
     for secret in SECRETS:
@@ -453,7 +457,7 @@ def test_read_interface_has_no_secrets(tmp_path):
 
 
 def test_wireguard_go_argv_has_no_secret(tmp_path, monkeypatch):
-    monkeypatch.setattr(wgi, "find_binary", lambda name: "/usr/bin/wireguard-go")
+    monkeypatch.setattr(wg_backends, "find_binary", lambda name: "/usr/bin/wireguard-go")
     run = make(base(), tmp_path, FakeLinkOps(None), FakeUapi())
     run.run()
     assert run.backend.argv == ["/usr/bin/wireguard-go", "wg0"]
@@ -467,12 +471,12 @@ def test_find_wireguard_go_matches_name_and_namespace(tmp_path):
         (proc / pid / "cmdline").write_bytes(argv)
     # the fake /proc has no ns links: namespace ids compare equal only for same-namespace processes,
     # here all are None like our own, so the name and argv decide
-    monkey_own = wgi._ns_id
+    monkey_own = wg_backends._ns_id
     try:
-        wgi._ns_id = lambda pid, kind: "same"
-        assert wgi.find_wireguard_go("wg0", proc=str(proc)) == [10]
-        assert wgi.find_wireguard_go("wg1", proc=str(proc)) == [11]
-        wgi._ns_id = lambda pid, kind: "other" if pid == "10" else "same"
-        assert wgi.find_wireguard_go("wg0", proc=str(proc)) == []
+        wg_backends._ns_id = lambda pid, kind: "same"
+        assert wg_backends.find_wireguard_go("wg0", proc=str(proc)) == [10]
+        assert wg_backends.find_wireguard_go("wg1", proc=str(proc)) == [11]
+        wg_backends._ns_id = lambda pid, kind: "other" if pid == "10" else "same"
+        assert wg_backends.find_wireguard_go("wg0", proc=str(proc)) == []
     finally:
-        wgi._ns_id = monkey_own
+        wg_backends._ns_id = monkey_own

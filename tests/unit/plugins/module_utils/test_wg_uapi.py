@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_keys as keys
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_uapi as uapi
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import uapi
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
 PUB1 = "EtlJrivFec+aC+AaZqWvrvxbjHtkj6Y4ipbkhk+/YX0="

@@ -60,7 +60,7 @@ def test_wg_dnat_refuses_the_broadcast_of_a_local_network(monkeypatch):
 
 
 def test_local_networks_reads_this_hosts_networks():
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_params import local_networks
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import local_networks
 
     nets = local_networks()
     assert all(net.version == 4 for net in nets)
@@ -168,7 +168,7 @@ def test_wg_status_refuses_bad_numbers_and_names(monkeypatch, args, field):
     ({"name": "wg0", "private_key_path": "wg0.key"}, "private_key_path"),
 ])
 def test_wg_interface_refuses_before_reading_anything(monkeypatch, tmp_path, args, field):
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
     from ansible_collections.wgsp.service_proxy.plugins.modules import wg_interface
 
     def no_netlink(*a, **k):

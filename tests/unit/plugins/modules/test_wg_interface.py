@@ -9,8 +9,8 @@ import yaml
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_interface as mod
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_interface as wgi
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_netlink as netlink
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import backends as wg_backends
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
 
 PRIV = "qElu6Ehs2YJ7kfyV3IQOKe+w5uedtHe42F3xSeauGVE="
 PSK = "KBLdSraeBLjbYUyk/aEu7xxmhQB29d8J1by+46zysmo="
@@ -94,12 +94,12 @@ def test_check_mode_through_main_touches_nothing(capsys, monkeypatch, tmp_path):
             raise AssertionError("mutating call %s in check mode" % name)
 
     monkeypatch.setattr(netlink, "LinkOps", ReadOnlyLinks)
-    monkeypatch.setattr(wgi, "find_binary", lambda name: "/usr/bin/wireguard-go")
+    monkeypatch.setattr(wg_backends, "find_binary", lambda name: "/usr/bin/wireguard-go")
 
     def no_daemon(self, argv):
         raise AssertionError("started a daemon")
 
-    monkeypatch.setattr(wgi.UserspaceBackend, "start_daemon", no_daemon)
+    monkeypatch.setattr(wg_backends.UserspaceBackend, "start_daemon", no_daemon)
     result, out = run_main({"name": "wg0", "backend": "userspace", "private_key_path": str(tmp_path / "k" / "wg0.key"),
                             "peers": [{"public_key": PUB1, "preshared_key": PSK}]}, capsys, check_mode=True)
     assert result["changed"] is True and result["backend"] == "userspace"

@@ -3,7 +3,7 @@
 import os
 import stat
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import public_key
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import public_key
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_key
 
 

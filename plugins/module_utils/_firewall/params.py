@@ -4,7 +4,7 @@
 """Argument specs of the firewall modules and the one ``params -> rules`` path.
 
 The modules (``wg_dnat``, ``wg_filter``) build their ``AnsibleModule`` from the specs here, and
-``_fw_backend.rule_set_status`` reads a role's recorded parameters through the same specs and
+``backend.rule_set_status`` reads a role's recorded parameters through the same specs and
 the same functions, so a module run and a status report can never compute different rules.
 """
 
@@ -17,17 +17,19 @@ import ipaddress
 import os
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (
     ValidationError,
     WgspError,
-    check_docker_name,
-    check_no_control,
-    check_script_path,
     describe,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import validate_filter
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import (
-    DockerResolver,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+    check_docker_name,
+    check_no_control,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_script_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.containers import DockerResolver
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import (
     check_set_name,
     listen_ports_from_wg,
     resolve_specs,

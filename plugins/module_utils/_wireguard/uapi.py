@@ -21,8 +21,8 @@ import socket
 import stat
 import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import ZERO_KEY, b64_from_hex, hex_key
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import ZERO_KEY, b64_from_hex, hex_key
 
 SOCKET_DIR = "/var/run/wireguard"
 

@@ -9,43 +9,39 @@ Public functions:
   exist or ``nft`` is missing, else nftables);
 - ``backend.installed(set_name)`` -> ``Installed`` (entries with packet/byte counters);
 - ``backend.render(set_name, rules, installed)`` -> ``Desired``;
-- ``drift(installed, desired)`` (from ``_fw_state``) -> missing/extra rules and jumps;
+- ``drift(installed, desired)`` (from ``state``) -> missing/extra rules and jumps;
 - ``RuleSet(...).run(check_mode)``: read -> plan -> (check mode stops) -> apply -> read back;
-- ``set_lock(kind, set_name)``: the lock a module holds around ``RuleSet.run`` and the boot script,
+- ``lock.set_lock(kind, set_name)``: the lock a module holds around ``RuleSet.run`` and the boot script,
   so two runs of one set take turns (the second sees the first one's result);
 - ``rule_set_status(module_name, params, runner, resolver_factory=None)``: the read-only report
   of one recorded rule set (for ``wg_status``), computed through the module's own argspec and
-  ``params -> rules`` function (``_fw_params``).
+  ``params -> rules`` function (``params``).
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import contextlib
-import errno
 import json
-import os
-import stat
-import time
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError, make_dirs
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_params
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _fw_persist
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_filter import FilterIptablesBackend, FilterNftablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import IptablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import drift, render_lines
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import (
+    params as _fw_params,
+    persist as _fw_persist,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import (
+    FilterIptablesBackend,
+    FilterNftablesBackend,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import IptablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import NftablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import check_set_name
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import drift, render_lines
+
 
 BACKENDS = ("auto", "iptables", "nftables")
 # A port range longer than this is cleaned from conntrack by address only (one call, not one per port).
 CONNTRACK_PER_PORT_LIMIT = 32
-
-
-# One lock file per rule set: /run/wgsp/<kind>-<set>.lock (the directory root's own, 0700).
-LOCK_DIR = "/run/wgsp"
-LOCK_TIMEOUT = 300
 
 # The backend classes of each kind of rule set: (iptables, nftables).
 KINDS = {
@@ -78,52 +74,6 @@ def select_backend(name, runner, which=None, kind="dnat"):
     if not chosen.available():
         raise WgspError("backend %s is not usable: its tools are not installed" % name)
     return chosen, (other if other.available() else None)
-
-
-def _lock_dir(directory):
-    """Create ``directory`` 0700 (whatever the umask) or accept it only when it is a real directory
-    of ours that no one else may write to (a planted symlink or open directory is refused)."""
-    try:
-        make_dirs(directory, 0o700)
-    except OSError as exc:
-        raise WgspError("cannot create the lock directory %s: %s" % (directory, exc.strerror))
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        raise WgspError("the lock directory %s is not a directory of uid %d writable only by it; remove it"
-                        % (directory, os.geteuid()))
-
-
-@contextlib.contextmanager
-def set_lock(kind, set_name, directory=None, timeout=None):
-    """Hold the lock of one rule set (``kind``: dnat or filter) while the block runs.
-
-    Two runs of the same set take turns: the second reads what the first applied and finds nothing
-    left to do. (``iptables -w`` only serialises single iptables-legacy commands, not a module's
-    read-plan-apply; iptables-nft ignores it.) The lock file is kept; ``flock`` ends with the process.
-    """
-    import fcntl
-
-    directory = directory or LOCK_DIR
-    _lock_dir(directory)
-    path = os.path.join(directory, "%s-%s.lock" % (kind, check_set_name(set_name)))
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise WgspError("cannot open the lock file %s: %s" % (path, exc.strerror))
-    timeout = LOCK_TIMEOUT if timeout is None else timeout
-    try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.time() >= deadline:
-                    raise WgspError("set %s: another run holds its lock %s (waited %ds)" % (set_name, path, timeout))
-            time.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)
 
 
 def stale_mappings(installed, desired):

@@ -4,7 +4,7 @@
 """``wg_filter``: one named filter set on an interface (input) or an interface pair (forward).
 
 Validation turns the module's parameters into a ``FilterSet``; two backends render it with the
-same owned-chain / owned-table pipeline as ``wg_dnat`` (``_fw_backend.RuleSet``):
+same owned-chain / owned-table pipeline as ``wg_dnat`` (``backend.RuleSet``):
 
 - iptables: chain ``WGSP-<NAME>-IN`` (hook input) or ``WGSP-<NAME>-FLT`` (hook forward) in the
   filter table of each address family, reached by ONE jump from INPUT (``-i <in>``) or FORWARD
@@ -24,25 +24,26 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
-    ANY_NETWORKS,
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import ANY_NETWORKS, check_match_networks
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (
     ValidationError,
     WgspError,
-    check_ifname,
-    check_match_networks,
-    check_no_control,
-    check_port_range,
     describe,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_iptables import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+    check_ifname,
+    check_no_control,
+    check_port_range,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import (
     DOCKER_USER,
     TOOLS,
     IptablesBackend,
     chain_name,
 )
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_nftables import NftablesBackend
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import check_set_name, format_ports
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import NftablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import check_set_name, format_ports
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import Desired
 
 HOOKS = {"input": ("IN", "INPUT"), "forward": ("FLT", "FORWARD")}
 POLICIES = ("drop", "reject", "accept")

@@ -27,8 +27,14 @@ __metaclass__ = type
 import re
 import shutil
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import format_ports
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired, Installed, Plan, by_chain, split_dnat_target
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import format_ports
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import (
+    Desired,
+    Installed,
+    Plan,
+    by_chain,
+    split_dnat_target,
+)
 
 CHAINS = (
     ("prerouting", "type nat hook prerouting priority dstnat; policy accept;"),

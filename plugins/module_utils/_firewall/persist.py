@@ -28,14 +28,13 @@ import re
 import shlex
 import stat
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import (
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import (
     SCRIPT_PATH_RE,
-    ValidationError,
-    WgspError,
     atomic_write,
     check_writable_dir,
-    shell_quote,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import shell_quote
 
 HEREDOC = "WGSP_RULES_EOF"
 # Every file written here carries this header as its second line; a file at persist_path without

@@ -30,9 +30,14 @@ __metaclass__ = type
 import re
 import shutil
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_rules import format_ports
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._fw_state import Desired, Installed, Plan, split_dnat_target
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import format_ports
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import (
+    Desired,
+    Installed,
+    Plan,
+    split_dnat_target,
+)
 
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 HOOKS = (("nat", "PRE", "PREROUTING"), ("nat", "POST", "POSTROUTING"), ("filter", "FWD", "FORWARD"))

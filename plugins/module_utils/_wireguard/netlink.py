@@ -9,7 +9,7 @@ Internal to the collection. pyroute2 is imported defensively: ``HAS_PYROUTE2`` /
 - ``LinkOps`` uses only the long-stable ``IPRoute`` calls (``link_lookup``, ``get_links``,
   ``get_addr``, ``addr``, ``link``), so any pyroute2 from 0.7 on works (Debian 12 ships 0.7.2,
   Debian 13 0.7.7).
-- ``KernelWireGuard`` speaks WireGuard's generic netlink through ``_wg_genl`` (stdlib sockets),
+- ``KernelWireGuard`` speaks WireGuard's generic netlink through ``genl`` (stdlib sockets),
   not through ``pyroute2.WireGuard``: releases before 0.9.3 encode the peer flags wrongly (an
   update wipes the peer's allowed IPs) and 0.9 rewrote the class as async.
 """
@@ -20,8 +20,8 @@ __metaclass__ = type
 
 import socket
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils import _wg_genl as genl
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wg_keys import ZERO_KEY
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import genl
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import ZERO_KEY
 
 try:
     from pyroute2 import IPRoute
@@ -145,7 +145,7 @@ class LinkOps:
 
 
 def kernel_peer_request(op):
-    """The ``_wg_genl`` peer spec for one planned peer operation.
+    """The ``genl`` peer spec for one planned peer operation.
 
     add: a new peer, allowed IPs replaced (``WGPEER_F_REPLACE_ALLOWEDIPS``); update:
     ``WGPEER_F_UPDATE_ONLY`` plus only the changed fields (``REPLACE_ALLOWEDIPS`` only when the
@@ -173,7 +173,7 @@ class KernelWireGuard:
     """WireGuard genl for a kernel ``wireguard`` link: one SET per device change / peer operation
     (more when a peer's allowed IPs need several messages). ``set_requests`` counts the messages sent.
 
-    ``socket_factory`` is handed to ``_wg_genl.WireGuardGenl`` (unit tests pass a fake socket).
+    ``socket_factory`` is handed to ``genl.WireGuardGenl`` (unit tests pass a fake socket).
     """
 
     def __init__(self, name, socket_factory=None):

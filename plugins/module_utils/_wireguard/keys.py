@@ -20,7 +20,8 @@ import base64
 import binascii
 import os
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import ValidationError, WgspError, atomic_write
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import atomic_write
 
 KEY_LEN = 32
 ZERO_KEY = base64.b64encode(b"\0" * KEY_LEN).decode("ascii")
