@@ -16,9 +16,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import os
 import re
 
-from ansible.errors import AnsibleFilterError
+from ansible.errors import AnsibleError, AnsibleFilterError
+from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path, check_script_path
@@ -290,16 +292,12 @@ def role_defaults(role):
     """The plain defaults of one of the collection's roles (``roles/<role>/defaults/main.yml``);
     templated values (``{{ }}``) are left out - the caller derives those itself."""
     if role not in _ROLE_DEFAULTS:
-        import os.path  # only here: the filter's module imports are shared with the other filters
-
-        import yaml
-
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
                             "roles", role, "defaults", "main.yml")
         try:
             with open(path) as handle:
-                values = yaml.safe_load(handle) or {}
-        except (IOError, OSError, yaml.YAMLError) as exc:
+                values = from_yaml(handle.read(), file_name=path) or {}
+        except (IOError, OSError, AnsibleError) as exc:
             raise AnsibleFilterError("cannot read the defaults of the role %s (%s): %s" % (role, path, exc))
         _ROLE_DEFAULTS[role] = dict((k, v) for k, v in values.items() if not (isinstance(v, str) and "{{" in v))
     return _ROLE_DEFAULTS[role]

@@ -146,8 +146,6 @@ def test_parse_env_forms():
         parse_env("not a line\n")
 
 
-
-
 def test_mode_is_inferred_or_overridden():
     assert convert("WG_ADDRESS=10.7.0.3/32\nWG_PUBLIC_PORTS=80:10.7.0.2:80\n", "h")["group"] == "proxy_clients"
     assert convert("WG_ADDRESS=10.7.0.2/32\nWG_DOCKER_ALLOWED_HOSTS=a:80\n", "h")["group"] == "share_clients"

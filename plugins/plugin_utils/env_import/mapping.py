@@ -43,9 +43,9 @@ def _why_common():
         "WG_PRESHARED_KEY": "moved to the secrets file: the roles do not configure preshared keys; the hub and the "
                             "clients talk with their key pairs only",
         "WG_DOCKER_FORWARD_TO_HOST": NOT_READ + "; host services are shared when WG_SHARE_HOST_SERVICES=true",
-        "WG_PUBLIC_NETWORK": NOT_READ + " (it always looks for the Docker network named public-network); the "
-                             "proxy publishes on `proxy_client_public_interface` (auto: the interface of the default "
-                             "route; WG_PUBLIC_INTERFACE sets it)",
+        "WG_PUBLIC_NETWORK": (NOT_READ + " (it always looks for the Docker network named public-network); the proxy "
+                              "publishes on `proxy_client_public_interface` (auto: the interface of the default "
+                              "route; WG_PUBLIC_INTERFACE sets it)"),
         "SERVER_PORT": API_SERVER, "AUTO_CONNECT": API_SERVER, "CONFIG_PATH": API_SERVER,
         "ENV_FILE_PATH": API_SERVER, "DEBUG": API_SERVER,
     }
@@ -112,8 +112,8 @@ def _map_share(key, value, mapped, values):
         mapped[p + "docker_network"] = value
     elif key == "WG_SHARE_HOST_SERVICES":
         on, remark = original_bool(key, value)
-        return SKIP, ("%s: WG_HOST_SERVICES %s" % ("true" if on else (remark or "false"),
-                                                    "is mapped" if on else "is NOT shared (as in the original)"))
+        state = "true" if on else (remark or "false")
+        return SKIP, "%s: WG_HOST_SERVICES %s" % (state, "is mapped" if on else "is NOT shared (as in the original)")
     elif key == "WG_HOST_SERVICES":
         if not original_bool("WG_SHARE_HOST_SERVICES", values.get("WG_SHARE_HOST_SERVICES"))[0]:
             return SKIP, ("not carried over: the original shares these only with WG_SHARE_HOST_SERVICES=true "

@@ -9,7 +9,7 @@ __metaclass__ = type
 
 import json
 
-from .mapping import EXPLICIT, SKIP, _map_common, _map_proxy, _map_share, _why_common, detect_mode
+from .mapping import EXPLICIT, _map_common, _map_proxy, _map_share, _why_common, detect_mode
 from .parse import GROUPS, HOST_RE, KEY_RE, PREFIX, SECRET_OPTIONS, EnvImportError, original_bool, parse_env
 
 # ---------------------------------------------------------------------------------------------
