@@ -12,10 +12,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import ipaddress
 import os
 import socket
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.text.converters import to_native
+from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (
     ValidationError,
@@ -92,55 +95,30 @@ FILTER_ARGUMENT_SPEC = dict(
 
 ARGUMENT_SPECS = {"wg_dnat": DNAT_ARGUMENT_SPEC, "wg_filter": FILTER_ARGUMENT_SPEC}
 DNAT_DEFAULT_KEYS = ("in_interface", "out_interface", "masquerade", "sources", "log")
-_TRUE = ("true", "yes", "on", "1", "y", "t")
-_FALSE = ("false", "no", "off", "0", "n", "f")
-
-
-def _coerce(field, value, opt):
-    kind = opt.get("type", "str")
-    if kind == "bool" and not isinstance(value, bool):
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ValidationError(field, "must be a boolean (got %s)" % describe(value))
-    if kind == "list" and isinstance(value, (str, dict)):
-        return [value]
-    if kind == "list" and not isinstance(value, list):
-        raise ValidationError(field, "must be a list (got %s)" % describe(value))
-    if "choices" in opt and value not in opt["choices"]:
-        raise ValidationError(field, "must be one of %s (got %s)" % (", ".join(opt["choices"]), describe(value)))
-    return value
 
 
 def module_params(module_name, params):
-    """A module's parameters as the module sees them: argspec defaults filled in, types checked.
+    """A module's parameters as the module sees them, judged by ansible-core's own
+    ``ArgumentSpecValidator`` against the module's spec (defaults, types, choices, suboptions,
+    required and mutually exclusive options), so a recorded rule set and a module run can never
+    read the same parameters differently.
 
-    ``params`` is exactly what a role passed to the module; keys the module does not know fail
-    (the module would have failed too). Suboptions are left to the rule validators.
+    ``params`` is exactly what a role passed to the module; the first problem core reports
+    raises a ``ValidationError`` naming the option.
     """
     if module_name not in ARGUMENT_SPECS:
         raise ValidationError("module", "must be one of %s (got %s)" % (
             ", ".join(sorted(ARGUMENT_SPECS)), describe(module_name)))
-    spec = ARGUMENT_SPECS[module_name]
     if not isinstance(params, dict):
         raise ValidationError("params", "must be a dict of %s options" % module_name)
-    unknown = sorted(k for k in params if k not in spec and not str(k).startswith("_ansible"))
-    if unknown:
-        raise ValidationError(unknown[0], "is not an option of %s" % module_name)
-    out = {}
-    for key, opt in spec.items():
-        value = params.get(key)
-        if value is None:
-            value = copy.deepcopy(opt.get("default"))
-        if value is None:
-            if opt.get("required"):
-                raise ValidationError(key, "is required")
-        else:
-            value = _coerce(key, value, opt)
-        out[key] = value
-    return out
+    params = dict((k, v) for k, v in params.items() if not str(k).startswith("_ansible"))
+    result = ArgumentSpecValidator(ARGUMENT_SPECS[module_name]).validate(params)
+    if result.error_messages:
+        problem = to_native(result.error_messages[0])
+        if isinstance(result.errors.errors[0], UnsupportedError):
+            problem = "unsupported parameter %s" % problem
+        raise ValidationError(module_name, problem)
+    return result.validated_parameters
 
 
 def check_persist_path(field, value):

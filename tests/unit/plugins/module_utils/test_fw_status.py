@@ -147,15 +147,22 @@ class _NoWg:
         return self.runner.run(argv, data, check)
 
 
-@pytest.mark.parametrize("module,params,field", [
-    ("wg_dnat", {"name": "pub", "bogus": 1}, "bogus"),
-    ("wg_dnat", {"backend": "iptables"}, "name"),
-    ("wg_dnat", {"name": "Bad-Name"}, "name"),
-    ("wg_dnat", {"name": "pub", "backend": "pf"}, "backend"),
-    ("wg_dnat", {"name": "pub", "rules": [{"port": 0, "to_address": "10.7.0.2"}]}, "rules[0].port"),
-    ("wg_nat", {"name": "pub"}, "module"),
+@pytest.mark.parametrize("module,params,field,text", [
+    # judged by ansible-core's ArgumentSpecValidator, as the module itself would judge them
+    ("wg_dnat", {"name": "pub", "bogus": 1}, "wg_dnat", "unsupported parameter bogus"),
+    ("wg_dnat", {"backend": "iptables"}, "wg_dnat", "missing required arguments: name"),
+    ("wg_dnat", {"name": "pub", "backend": "pf"}, "wg_dnat", "value of backend must be one of"),
+    ("wg_dnat", {"name": "pub", "log": "maybe"}, "wg_dnat", "'log'"),
+    # the mutual exclusion core reports in a suboption (the hand-written reader missed it)
+    ("wg_dnat", {"name": "pub", "rules": [{"port": 80, "to_address": "10.7.0.2", "to_container": "web"}]},
+     "wg_dnat", "mutually exclusive: to_address|to_container found in rules"),
+    ("wg_filter", {"name": "iso", "allow": [{"port": 80, "bogus": 1}]}, "wg_filter", "bogus"),
+    # then by the collection's own validators
+    ("wg_dnat", {"name": "Bad-Name"}, "name", "name"),
+    ("wg_dnat", {"name": "pub", "rules": [{"port": 0, "to_address": "10.7.0.2"}]}, "rules[0].port", "port"),
+    ("wg_nat", {"name": "pub"}, "module", "wg_dnat, wg_filter"),
 ])
-def test_bad_parameters_name_the_field(module, params, field):
+def test_bad_parameters_name_the_field(module, params, field, text):
     with pytest.raises(ValidationError) as info:
         rule_set_status(module, params, StatusRunner(), which=which_all)
-    assert info.value.field == field
+    assert info.value.field == field and text in info.value.msg
