@@ -30,6 +30,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net imp
     check_endpoint,
     check_interface_address,
     join_host_port,
+    split_host_port,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
     check_docker_name,
@@ -172,13 +173,15 @@ def external_forwards(entries, var="share_client_external_forwards"):
 def resolve_target(target, hostvars, var="target", proto=None):
     """``address:port`` or ``inventory_host:service`` -> {address, port, proto, host}."""
     text = str(target).strip()
-    match = re.match(r"^\[([^\]]+)\]:([0-9]+)$", text) or re.match(r"^([0-9.]+):([0-9]+)$", text)
-    if match:
-        return {"address": _address(var, target, match.group(1)), "port": _port(var, target, match.group(2)),
+    try:
+        host, service = split_host_port(text)
+    except ValueError:
+        host = service = None
+    if not host or not service:
+        _fail(var, target, "is not address:port, [ipv6]:port or inventory_host:service")
+    if (text.startswith("[") or re.match(r"^[0-9.]+$", host)) and service.isdigit():
+        return {"address": _address(var, target, host), "port": _port(var, target, service),
                 "proto": _proto(var, target, proto), "host": None}
-    if ":" not in text:
-        _fail(var, target, "is not address:port or inventory_host:service")
-    host, service = text.rsplit(":", 1)
     if host not in hostvars:
         _fail(var, target, "names host %r, which is not in the inventory" % host)
     services = share_services(hostvars[host].get("share_client_services", []), var="%s.share_client_services" % host)

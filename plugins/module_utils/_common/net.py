@@ -163,6 +163,26 @@ def check_dnat_target(field, value, networks=()):
     return ip
 
 
+def split_host_port(text):
+    """The one reading of ``host:port`` text, and its inverse ``join_host_port``.
+
+    ``[v6]:port``, ``[v6]``, ``host:port``, ``host`` or a bare IPv6 address -> ``(host, port)``: host
+    unbracketed, port the text after the separating ``:`` (a number, a range, a service name) or
+    ``None``. Syntax only: the ``check_*`` validators judge the values. A ``[`` without its ``]``, or
+    text after ``]`` that is not ``:port``, raises ``ValueError``.
+    """
+    text = str(text or "").strip()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError("%r is not [address] or [address]:port" % (text,))
+        return host, (rest[1:] if rest else None)
+    if text.count(":") == 1:
+        host, port = text.split(":")
+        return host, port
+    return text, None  # a host, or an IPv6 address without brackets (so without a port)
+
+
 def join_host_port(host, port):
     """``host:port``, an IPv6 address in brackets (``[2001:db8::1]:51820``): the one form an endpoint
     or a target is written in."""
@@ -178,17 +198,13 @@ def check_endpoint(field, value):
     """``host:port`` or ``[v6]:port``; returns ``(host, port)`` with host unbracketed."""
     text = check_no_control(field, value)
     text = str(text).strip() if text is not None else ""
-    match = re.match(r"^\[([^\]]+)\]:([0-9]+)$", text)
-    if match:
-        host, port = match.group(1), match.group(2)
-        if check_address(field, host).version != 6:
-            raise ValidationError(field, "brackets are for IPv6 addresses only (got %s)" % describe(value))
-    else:
-        match = re.match(r"^([^:\[\]]+):([0-9]+)$", text)
-        if not match or not _HOSTNAME_RE.match(match.group(1)):
-            raise ValidationError(
-                field,
-                "must be host:port or [ipv6]:port with a port (got %s)" % describe(value),
-            )
-        host, port = match.group(1), match.group(2)
+    try:
+        host, port = split_host_port(text)
+    except ValueError:
+        host = port = None
+    bracketed = text.startswith("[")
+    if not host or not port or not port.isdigit() or not (bracketed or _HOSTNAME_RE.match(host)):
+        raise ValidationError(field, "must be host:port or [ipv6]:port with a port (got %s)" % describe(value))
+    if bracketed and check_address(field, host).version != 6:
+        raise ValidationError(field, "brackets are for IPv6 addresses only (got %s)" % describe(value))
     return host, check_port(field, port)

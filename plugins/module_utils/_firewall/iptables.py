@@ -152,7 +152,7 @@ def parse_mapping(line, family):
         return None
     port = tuple(int(p) for p in match.group("port").split(":"))
     port = (port[0], port[-1])
-    addr, to_port = split_dnat_target(match.group("dest"), family, port)
+    addr, to_port = split_dnat_target(match.group("dest"), port)
     return (family, match.group("proto"), match.group("iif"), port, addr, to_port)
 
 

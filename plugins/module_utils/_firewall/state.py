@@ -13,6 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import split_host_port
+
 
 class Installed:
     """What a backend found for one set.
@@ -82,19 +84,11 @@ class Plan:
     __nonzero__ = __bool__
 
 
-def split_dnat_target(dest, family, port):
+def split_dnat_target(dest, port):
     """``addr``, ``[v6addr]:port``, ``v4addr:port`` or with a port range (as iptables-save and nft print
     a DNAT target) -> ``(addr, (low, high))``; without a port the target port is ``port``."""
-    to_port = port
-    if dest.startswith("["):
-        addr, _sep, rest = dest[1:].partition("]")
-        if rest.startswith(":"):
-            to_port = tuple(int(p) for p in rest[1:].split("-"))
-    elif family == 4 and ":" in dest:
-        addr, _sep, rest = dest.partition(":")
-        to_port = tuple(int(p) for p in rest.split("-"))
-    else:
-        addr = dest
+    addr, ports = split_host_port(dest)  # an unbracketed IPv6 target carries no port
+    to_port = tuple(int(p) for p in ports.split("-")) if ports else port
     return addr, (to_port[0], to_port[-1])
 
 

@@ -14,7 +14,7 @@ __metaclass__ = type
 import ipaddress
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import join_host_port
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import join_host_port, split_host_port
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import ROUTE_PROTO
 
 
@@ -29,13 +29,10 @@ def handshake_age(latest, now):
 
 
 def _host_of(endpoint):
-    text = str(endpoint or "").strip()
-    if text.startswith("["):
-        return text[1:].split("]", 1)[0], text.rsplit(":", 1)[-1]
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, port
-    return text, None
+    try:
+        return split_host_port(endpoint)
+    except ValueError:  # a device never reports one; a hand-edited state file might
+        return str(endpoint).strip(), None
 
 
 def _contains(allowed_ips, address):

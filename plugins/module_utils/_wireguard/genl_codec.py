@@ -17,6 +17,7 @@ import binascii
 import socket
 import struct
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import split_host_port
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.genl_msg import (
     GENL_HDR,
     NLA_HDR,
@@ -99,14 +100,14 @@ def _key_text(raw):
 
 def encode_endpoint(text):
     """``ip:port`` or ``[ipv6]:port`` -> a ``sockaddr_in`` / ``sockaddr_in6``."""
-    host, _sep, port = str(text).rpartition(":")
-    host = host.strip("[]").split("%")[0]
     try:
+        host, port = split_host_port(text)
+        host = host.split("%")[0]
         port_bytes = struct.pack("!H", int(port))
         if ":" in host:
             return SOCKADDR_IN6.pack(socket.AF_INET6, port_bytes, b"\0" * 4, socket.inet_pton(socket.AF_INET6, host), 0)
         return SOCKADDR_IN.pack(socket.AF_INET, port_bytes, socket.inet_pton(socket.AF_INET, host))
-    except (ValueError, OSError, struct.error):
+    except (TypeError, ValueError, OSError, struct.error):
         raise NetlinkError("endpoint %r is not ip:port or [ipv6]:port" % (text,))
 
 

@@ -28,6 +28,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net imp
     check_endpoint,
     check_interface_address,
     join_host_port,
+    split_host_port,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import keys
 
@@ -57,20 +58,18 @@ def normalize_allowed_ip(field, value):
 
 
 def format_endpoint(ip_text, port):
-    ip = ipaddress.ip_address(ip_text.split("%")[0])
-    if ip.version == 6:
-        return "[%s]:%d" % (ip.compressed, port)
-    return "%s:%d" % (ip, port)
+    """An address and a port in canonical form (compressed IPv6, no scope id, in brackets)."""
+    return join_host_port(ipaddress.ip_address(ip_text.split("%")[0]).compressed, int(port))
 
 
 def normalize_device_endpoint(text):
     """An endpoint as a device reports it, in the same canonical form as resolved input."""
     if not text:
         return None
-    host, _sep, port = text.rpartition(":")
     try:
-        return format_endpoint(host.strip("[]"), int(port))
-    except ValueError:
+        host, port = split_host_port(text)
+        return format_endpoint(host, int(port))
+    except (TypeError, ValueError):
         return text
 
 
