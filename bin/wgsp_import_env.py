@@ -10,26 +10,35 @@ Writes <out-dir>/host_vars/<host>.yml (0644), the key material (if any) to
 never reads it as one), and <out-dir>/hosts.yml when there is none yet. Directories it creates are
 0700. An existing host_vars or secrets file is kept (exit 2, nothing written) unless --force.
 Prints what it wrote and which options it did not map; never a key.
-Standard library only (the converter is the package plugins/plugin_utils/env_import).
+Standard library only: the converter is the collection's package plugins/plugin_utils/env_import, which
+reads the compact forms with the collection's own parser (module_utils/_common); no Ansible needed.
 """
 
 import argparse
-import importlib.util
+import importlib
 import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONVERTER = os.path.join(HERE, "..", "plugins", "plugin_utils", "env_import")
+
+
+def collections_root():
+    """The directory holding ``ansible_collections/wgsp/service_proxy`` for this copy of the collection:
+    a checkout's ``collections/`` (a link to the checkout), or the path it was installed under."""
+    top = os.path.realpath(os.path.join(HERE, ".."))
+    checkout = os.path.join(top, "collections")
+    if os.path.isdir(os.path.join(checkout, "ansible_collections", "wgsp", "service_proxy")):
+        return checkout
+    parts = top.split(os.sep)
+    if parts[-3:] == ["ansible_collections", "wgsp", "service_proxy"]:
+        return os.sep.join(parts[:-3])
+    raise SystemExit("wgsp-import-env: cannot find the collection around %s" % top)
 
 
 def load_converter():
-    """The converter package, by path (no Ansible or collection path needed)."""
-    spec = importlib.util.spec_from_file_location("wgsp_env_import", os.path.join(CONVERTER, "__init__.py"),
-                                                  submodule_search_locations=[CONVERTER])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The converter package of this copy of the collection (never another installed copy)."""
+    sys.path.insert(0, collections_root())
+    return importlib.import_module("ansible_collections.wgsp.service_proxy.plugins.plugin_utils.env_import")
 
 
 def make_dirs(path):

@@ -23,6 +23,14 @@ from ansible.errors import AnsibleError, AnsibleFilterError
 from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.forms import (
+    PROTO_WORDS,
+    access_form,
+    external_form,
+    host_service_form,
+    publish_form,
+    share_form,
+)
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path, check_script_path
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import (
     check_cidr,
@@ -41,7 +49,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key
 
-PROTOS = ("tcp", "udp", "both", "all")
+PROTOS = PROTO_WORDS
 ROUTE_PROTO_RANGE = (5, 254)
 
 
@@ -71,6 +79,14 @@ def _entries(var, entries):
 
 def _port(var, entry, value):
     return _check(var, entry, "port", check_port, value)
+
+
+def _form(var, entry, parse):
+    """One compact entry split by the collection's one compact-form parser (``_common.forms``)."""
+    try:
+        return parse(var, entry)
+    except ValidationError as exc:
+        _fail(var, entry, exc.msg[len(var) + 2:] if exc.msg.startswith(var + ": ") else exc.msg)
 
 
 def _proto(var, entry, value):
@@ -123,16 +139,11 @@ def share_services(entries, var="share_client_services"):
             out.append({"name": name, "container": container,
                         "proto": proto, "port": port, "to_port": to_port})
             continue
-        parts = str(entry).split(":")
-        if len(parts) == 2:
-            name, proto, port = parts[0], "tcp", parts[1]
-        elif len(parts) == 3:
-            name, proto, port = parts
-        else:
-            _fail(var, entry, "is not name[:proto]:port")
-        name = _check(var, entry, "container name", check_docker_name, name)
-        port = _port(var, entry, port)
-        out.append({"name": name, "container": name, "proto": _proto(var, entry, proto), "port": port, "to_port": port})
+        form = _form(var, entry, share_form)
+        name = _check(var, entry, "container name", check_docker_name, form["name"])
+        port = _port(var, entry, form["port"])
+        out.append({"name": name, "container": name, "proto": _proto(var, entry, form["proto"]),
+                    "port": port, "to_port": port})
     return out
 
 
@@ -144,11 +155,8 @@ def host_services(entries, var="share_client_host_services"):
             proto, port = entry.get("proto"), entry.get("port")
             to_port = entry.get("to_port", port)
         else:
-            parts = str(entry).split(":")
-            if len(parts) not in (2, 3):
-                _fail(var, entry, "is not proto:port or proto:port:target_port")
-            proto, port = parts[0], parts[1]
-            to_port = parts[2] if len(parts) == 3 else parts[1]
+            form = _form(var, entry, host_service_form)
+            proto, port, to_port = form["proto"], form["port"], form["to_port"]
         port = _port(var, entry, port)
         out.append({"proto": _proto(var, entry, proto), "port": port, "to_port": _port(var, entry, to_port)})
     return out
@@ -161,10 +169,8 @@ def external_forwards(entries, var="share_client_external_forwards"):
         if isinstance(entry, dict):
             proto, port, addr, to_port = entry.get("proto"), entry.get("port"), entry.get("to_address"), entry.get("to_port")
         else:
-            match = re.match(r"^([a-z]+):([0-9]+):(\[[^\]]+\]|[0-9.]+):([0-9]+)$", str(entry).strip())
-            if not match:
-                _fail(var, entry, "is not proto:port:address:port")
-            proto, port, addr, to_port = match.groups()
+            form = _form(var, entry, external_form)
+            proto, port, addr, to_port = form["proto"], form["port"], form["to_address"], form["to_port"]
         out.append({"proto": _proto(var, entry, proto), "port": _port(var, entry, port),
                     "to_address": _address(var, entry, addr), "to_port": _port(var, entry, to_port if to_port else port)})
     return out
@@ -202,10 +208,8 @@ def access_services(entries, hostvars, var="proxy_client_access_services"):
             target = "%s:%s" % (entry.get("address") or entry.get("host"), entry.get("port") or entry.get("service"))
             proto = entry.get("proto")
         else:
-            target = str(entry)
-            head = target.split(":", 1)[0].lower()
-            if head in PROTOS:
-                proto, target = head, target.split(":", 1)[1]
+            form = _form(var, entry, access_form)
+            proto, target = form["proto"], form["target"]
         out.append(resolve_target(target, hostvars, var=var, proto=proto))
     return out
 
@@ -219,14 +223,8 @@ def public_ports(entries, hostvars, var="proxy_client_public_ports"):
             target = entry.get("target") or "%s:%s" % (entry.get("to_address"), entry.get("to_port") or public)
             proto = entry.get("proto")
         else:
-            text = str(entry).strip()
-            proto = None
-            head = text.split(":", 1)[0].lower()
-            if head in PROTOS:
-                proto, text = head, text.split(":", 1)[1]
-            if ":" not in text:
-                _fail(var, entry, "is not [proto:]public_port:address:port")
-            public, target = text.split(":", 1)
+            form = _form(var, entry, publish_form)
+            proto, public, target = form["proto"], form["port"], form["target"]
         resolved = resolve_target(target, hostvars, var=var, proto=proto)
         out.append({"proto": resolved["proto"], "port": _port(var, entry, public),
                     "to_address": resolved["address"], "to_port": resolved["port"]})

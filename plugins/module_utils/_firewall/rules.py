@@ -24,6 +24,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
     check_port_range,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.forms import compact_rule
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import (
     ANY_NETWORKS,
     address_text,
@@ -122,58 +123,14 @@ class Rule:
         return "Rule(%r)" % (self.to_dict(),)
 
 
-def _split_compact(field, text):
-    """Split on ``:`` but keep a bracketed IPv6 address (``[fd00::2]``) in one piece."""
-    parts = []
-    rest = text
-    while rest:
-        if rest.startswith("["):
-            end = rest.find("]")
-            if end < 0:
-                raise ValidationError(field, "unbalanced '[' in %r" % (text,))
-            parts.append(rest[1:end])
-            rest = rest[end + 1:]
-            if rest and not rest.startswith(":"):
-                raise ValidationError(field, "expected ':' after ']' in %r" % (text,))
-            rest = rest[1:]
-            continue
-        head, sep, rest = rest.partition(":")
-        parts.append(head)
-        if not sep:
-            break
-    return parts
-
-
 def parse_compact(field, text):
-    """Parse the original project's compact forms into a structured rule dict.
-
-    - share form ``name[:proto]:port`` (``WG_DOCKER_ALLOWED_HOSTS``): to_container=name,
-      port=to_port=port;
-    - publish form ``[proto:]public_port:address:port`` (``WG_PUBLIC_PORTS``), address may be
-      ``[ipv6]``.
-    Interfaces, masquerade, sources and log come from the module-level defaults.
-    """
+    """One compact string (share ``name[:proto]:port`` or publish ``[proto:]public_port:address:port``)
+    -> a structured rule dict, by the collection's one compact-form parser (``_common.forms``).
+    Interfaces, masquerade, sources and log come from the module-level defaults."""
     check_no_control(field, text)
     if not isinstance(text, str) or not text.strip():
         raise ValidationError(field, "must be a non-empty string like 'dummy:tcp:80' or '80:10.7.0.2:80'")
-    text = text.strip()
-    if re.search(r"\s", text):
-        raise ValidationError(field, "must not contain spaces (got %r)" % (text,))
-    parts = _split_compact(field, text)
-    lowered = [p.lower() for p in parts]
-    # publish form: [proto:]port:address:port
-    if len(parts) == 4 and lowered[0] in PROTOS:
-        return {"proto": lowered[0], "port": parts[1], "to_address": parts[2], "to_port": parts[3]}
-    if len(parts) == 3 and lowered[1] not in PROTOS and re.match(r"^[0-9]+(-[0-9]+)?$", parts[0]):
-        return {"proto": "tcp", "port": parts[0], "to_address": parts[1], "to_port": parts[2]}
-    # share form: name[:proto]:port
-    if len(parts) == 3 and lowered[1] in PROTOS:
-        return {"proto": lowered[1], "to_container": parts[0], "port": parts[2]}
-    if len(parts) == 2 and re.match(r"^[0-9]+(-[0-9]+)?$", parts[1]):
-        return {"proto": "tcp", "to_container": parts[0], "port": parts[1]}
-    raise ValidationError(
-        field,
-        "cannot parse %r: expected 'name[:proto]:port' (share) or '[proto:]public_port:address:port' (publish)" % (text,))
+    return compact_rule(field, text)
 
 
 class RuleSpec:

@@ -9,7 +9,12 @@ __metaclass__ = type
 
 import re
 
-from .parse import EnvImportError, PREFIX, _IPV4, _PROTO, _check_items, _int, _items, _lower_proto, _ports, original_bool
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import forms
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_docker_name, check_port
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import check_address, split_host_port
+
+from .parse import EnvImportError, PREFIX, _IPV4, _check_items, _int, _items, _lower_proto, _ports, original_bool
 
 # ---------------------------------------------------------------------------------------------
 # the mapping
@@ -91,10 +96,58 @@ EVERY_MODE = ("the original applies it in every mode, so a proxy with it shared 
               "proxy_client shares nothing. To keep sharing, add this host to share_clients as well (%s)")
 
 
+def _compact(key, value, parse, form, judge, proto_at=None):
+    """Each item of a comma list read by the collection's compact-form parser (``_common.forms``, the
+    one the roles' filters use) and its values judged by the same validators; an item that fails names
+    the option, the item and the form. Returns the items as typed, the protocol word (part
+    ``proto_at(item)``) lower-cased."""
+    out = []
+    for item in _items(value):
+        try:
+            parts = parse(key, item)
+            problem = judge(parts)
+        except ValidationError as exc:
+            problem = exc.msg[len(key) + 2:] if exc.msg.startswith(key + ": ") else exc.msg
+        if problem:
+            raise EnvImportError("%s: %r is not %s (%s)" % (key, item, form, problem))
+        index = proto_at(item) if proto_at else None
+        out.append(item if index is None else _lower_proto(item, index))
+    return out
+
+
+def _proto_ports(parts, protos=forms.PROTO_WORDS, ports=("port",)):
+    if parts["proto"] not in protos:
+        return "protocol %r is not one of %s" % (parts["proto"], ", ".join(protos))
+    for name in ports:
+        check_port(name, parts[name])
+    return None
+
+
+def _ipv4(field, text):
+    if check_address(field, text).version != 4:
+        raise ValidationError(field, "the original forwards to IPv4 addresses only (got %s)" % text)
+
+
 def _docker_hosts(key, value):
-    items = _check_items(key, _items(value), r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:(%s|icmp))?:[0-9]+$" % _PROTO,
-                         "name[:proto]:port")
-    return [_lower_proto(item, 1) if item.count(":") == 2 else item for item in items]
+    def judge(parts):
+        check_docker_name("name", parts["name"])
+        return _proto_ports(parts, forms.PROTO_WORDS + ("icmp",))
+
+    return _compact(key, value, forms.share_form, forms.SHARE, judge,
+                    lambda item: 1 if item.count(":") == 2 else None)
+
+
+def _public_ports(key, value):
+    def judge(parts):
+        if parts["proto"]:
+            return "the original's only form has no protocol (TCP)"
+        address, port = split_host_port(parts["target"])
+        _ipv4("address", address)
+        check_port("port", port)
+        return _proto_ports({"proto": "tcp", "port": parts["port"]})
+
+    return _compact(key, value, forms.publish_form, "public_port:address:port (the original's only form, TCP)",
+                    judge)
 
 
 def _map_share(key, value, mapped, values):
@@ -119,12 +172,14 @@ def _map_share(key, value, mapped, values):
             return SKIP, ("not carried over: the original shares these only with WG_SHARE_HOST_SERVICES=true "
                           "(it would have shared nothing); to share them, set %shost_services: [%s]"
                           % (p, ", ".join(_items(value))))
-        items = _check_items(key, _items(value), r"^%s:[0-9]+(:[0-9]+)?$" % _PROTO,
-                             "proto:port or proto:port:target_port")
-        mapped[p + "host_services"] = [_lower_proto(item, 0) for item in items]
+        mapped[p + "host_services"] = _compact(
+            key, value, forms.host_service_form, forms.HOST_SERVICE,
+            lambda parts: _proto_ports(parts, ports=("port", "to_port")), lambda item: 0)
     elif key == "WG_EXTERNAL_FORWARDING":
-        items = _check_items(key, _items(value), r"^%s:[0-9]+:%s:[0-9]+$" % (_PROTO, _IPV4), "proto:port:address:port")
-        mapped[p + "external_forwards"] = [_lower_proto(item, 0) for item in items]
+        mapped[p + "external_forwards"] = _compact(
+            key, value, forms.external_form, forms.EXTERNAL,
+            lambda parts: _ipv4("address", parts["to_address"]) or _proto_ports(parts, ports=("port", "to_port")),
+            lambda item: 0)
     elif key == "WG_LOG_ACCESS":
         return SKIP, ("not read in share mode by the original (it logs a proxy's access to remote services); "
                       "`%slog_access: true` logs the accesses to what this host shares" % p)
@@ -155,8 +210,7 @@ def _map_proxy(key, value, mapped, values):
     elif key == "WG_ENABLE_PUBLIC_FORWARDING":
         return _set_bool(mapped, p + "enable_public_forwarding", key, value)
     elif key == "WG_PUBLIC_PORTS":
-        mapped[p + "public_ports"] = _check_items(key, _items(value), r"^[0-9]+:%s:[0-9]+$" % _IPV4,
-                                                  "public_port:address:port (the original's only form, TCP)")
+        mapped[p + "public_ports"] = _public_ports(key, value)
     elif key == "WG_PUBLIC_INTERFACE":
         if value:
             mapped[p + "public_interface"] = value

@@ -116,5 +116,4 @@ def _lower_proto(item, index):
     return ":".join(parts)
 
 
-_PROTO = r"(tcp|udp|both|all)"
 _IPV4 = r"([0-9]{1,3}\.){3}[0-9]{1,3}"
