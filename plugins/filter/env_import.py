@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filter ``wgsp_env_import``: an original ``.env`` file's text -> the collection's inventory files.
 
-The conversion lives in ``plugin_utils/env_import/`` (standard library only), shared with the
+The conversion lives in ``plugin_utils/env_import/`` (no Ansible needed), shared with the
 CLI ``bin/wgsp-import-env``.
 """
 

@@ -4,8 +4,10 @@
 """Convert an original wg-service-proxy ``.env`` / ``.env.share`` / ``.env.proxy`` file into the
 collection's inventory variables.
 
-Controller-side code (``plugin_utils``), standard library only: the CLI ``bin/wgsp-import-env`` loads
-this package by path, and the filter ``wgsp.service_proxy.wgsp_env_import`` (playbook
+Controller-side code (``plugin_utils``); it needs only the standard library and the collection's own
+``module_utils/_common`` (the compact entries are read by ``_common/forms.py`` and judged by the
+validators the roles and modules use). The CLI ``bin/wgsp-import-env`` imports it from its own copy of
+the collection (no Ansible needed), and the filter ``wgsp.service_proxy.wgsp_env_import`` (playbook
 ``import_env.yml``) imports it; both produce the same files. ``parse``: the file as the original's
 godotenv reads it; ``mapping``: each option with the original's meaning (its main.go); ``render``: the
 files written.
