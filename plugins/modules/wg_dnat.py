@@ -318,14 +318,8 @@ from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (  # noqa: E402
-    RuleSet,
-    check_persist,
-    module_output,
-    persist_rule_set,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import run_module  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
     dnat_rules,
@@ -367,22 +361,11 @@ def _resolver(module, params):
 
 def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    params = module.params
     runner = CommandRunner(module)
-    try:
-        # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
-        rules = dnat_rules(params, runner, lambda p: _resolver(module, p), networks=local_networks())
-        with set_lock("dnat", params["name"]):  # two runs of one set take turns
-            ruleset = RuleSet(runner, params["name"], params["backend"])
-            # every file persist_path involves is checked before the firewall changes
-            scripts = check_persist("wg_dnat", params["name"], params["persist_path"], params["state"])
-            result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode,
-                                 conntrack=params["flush_conntrack"])
-            persisted = persist_rule_set("wg_dnat", ruleset, params["persist_path"], params["state"],
-                                         check_mode=module.check_mode, scripts=scripts)
-    except WgspError as exc:
-        fail_from_error(module, exc)
-    output = module_output(result, persisted, "set %s" % params["name"], module._diff)
+    output, rules, result = run_module(
+        module, runner, "wg_dnat",
+        lambda params: dnat_rules(params, runner, lambda p: _resolver(module, p), networks=local_networks()),
+        conntrack=module.params["flush_conntrack"])
     output.update(rules=[rule.to_dict() for rule in rules], stale=[list(m) for m in result["stale"]],
                   conntrack=result["conntrack"])
     module.exit_json(**output)

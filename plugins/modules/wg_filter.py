@@ -240,14 +240,7 @@ persist_path:
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (  # noqa: E402
-    RuleSet,
-    check_persist,
-    module_output,
-    persist_rule_set,
-)
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import run_module  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     FILTER_ARGUMENT_SPEC,
     filter_rules,
@@ -259,21 +252,7 @@ ARGUMENT_SPEC = FILTER_ARGUMENT_SPEC
 
 def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    params = module.params
-    runner = CommandRunner(module)
-    try:
-        # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
-        rules = filter_rules(params)
-        with set_lock("filter", params["name"]):  # two runs of one set take turns
-            ruleset = RuleSet(runner, params["name"], params["backend"], kind="filter")
-            # every file persist_path involves is checked before the firewall changes
-            scripts = check_persist("wg_filter", params["name"], params["persist_path"], params["state"])
-            result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode, conntrack=False)
-            persisted = persist_rule_set("wg_filter", ruleset, params["persist_path"], params["state"],
-                                         check_mode=module.check_mode, scripts=scripts)
-    except WgspError as exc:
-        fail_from_error(module, exc)
-    output = module_output(result, persisted, "filter set %s" % params["name"], module._diff)
+    output, rules, _result = run_module(module, CommandRunner(module), "wg_filter", filter_rules)
     output["filter"] = rules[0].to_dict() if rules else None
     module.exit_json(**output)
 

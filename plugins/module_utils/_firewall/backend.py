@@ -24,7 +24,7 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError, fail_from_error
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import (
     params as _fw_params,
     persist as _fw_persist,
@@ -35,6 +35,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filte
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import IptablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import NftablesBackend
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import check_set_name
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import drift, render_lines
 
@@ -257,6 +258,30 @@ def module_output(result, persisted, label, want_diff):
                                   before=item["before"], after=item["after"]) for item in persisted["diff"]]
         output["diff"] = diff
     return output
+
+
+def run_module(module, runner, module_name, rules_of, conntrack=False):
+    """A ``wg_dnat`` / ``wg_filter`` run after argument parsing: validate (``rules_of(params)``, before
+    anything changes), then, holding the set's lock, check every boot-script path, plan and apply (or,
+    in check mode, only plan) the set in one transaction, and write or remove its boot scripts.
+
+    Returns ``(output, rules, result)``: the result keys both modules share (``module_output``), the
+    rules and the pipeline's own result; a ``WgspError`` fails the module."""
+    params = module.params
+    kind = MODULE_KINDS[module_name]
+    try:
+        # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
+        rules = rules_of(params)
+        with set_lock(kind, params["name"]):  # two runs of one set take turns
+            ruleset = RuleSet(runner, params["name"], params["backend"], kind=kind)
+            scripts = check_persist(module_name, params["name"], params["persist_path"], params["state"])
+            result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode, conntrack=conntrack)
+            persisted = persist_rule_set(module_name, ruleset, params["persist_path"], params["state"],
+                                         check_mode=module.check_mode, scripts=scripts)
+    except WgspError as exc:
+        fail_from_error(module, exc)
+    label = "%sset %s" % ("" if kind == "dnat" else kind + " ", params["name"])
+    return module_output(result, persisted, label, module._diff), rules, result
 
 
 def _status_lines(state):
