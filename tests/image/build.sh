@@ -11,6 +11,8 @@
 # is unset). debootstrap uses the Debian mirror apt is configured with here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/build-lib.sh
+source "$here/../lib/build-lib.sh"
 release=bookworm
 print_tag=false
 while (($#)); do
@@ -35,7 +37,7 @@ packages=$(awk -v rel="$release" '
     n = split(only, rels, /[ ,]+/)
     for (i = 1; i <= n; i++) if (rels[i] == rel) { print $1; next } }
 ' "$here/packages.txt" | paste -sd, -)
-hash=$( { echo "$release"; cat "$here/packages.txt" "$here/build.sh"; } | sha256sum | cut -c1-12)
+hash=$( { echo "$release"; cat "$here/packages.txt" "$here/build.sh" "$here/../lib/build-lib.sh"; } | sha256sum | cut -c1-12)
 repo=wgsp-test-base
 tag="$repo:$release-$hash"
 
@@ -49,19 +51,13 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
   exit 0
 fi
 
-mirror() {
-  local uri
-  uri=$(grep -hsE '^\s*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
-  [[ -n "$uri" ]] || uri=$(grep -hsE '^\s*deb\s' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
 
 work=$(mktemp -d /var/tmp/wgsp-image.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 root="$work/root"
 start=$(date +%s)
-echo "building $tag with debootstrap from $(mirror) (packages: $packages)"
-debootstrap --variant=minbase --include="$packages" "$release" "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 || {
+echo "building $tag with debootstrap from $(debian_mirror) (packages: $packages)"
+debootstrap --variant=minbase --include="$packages" "$release" "$root" "$(debian_mirror)" >"$work/debootstrap.log" 2>&1 || {
   tail -n 30 "$work/debootstrap.log"; exit 1; }
 # Keep the image small and free of host specifics.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log

@@ -11,6 +11,8 @@
 # The collection is not in the image: the test appends it as a second cpio archive on every run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/build-lib.sh
+source "$here/../lib/build-lib.sh"
 # Machine-wide, outside the work tree, so fresh clones (CI) on this machine reuse it.
 cache="${WGSP_CACHE:-/var/cache/wgsp}/vm"
 
@@ -25,7 +27,7 @@ fi
 kpkg_version=$(apt-cache show --no-all-versions "$kpkg" | awk '/^Version:/ {print $2; exit}')
 kver=${kpkg#linux-image-}
 
-hash=$( { cat "$here/build.sh" "$here/packages.txt" "$here/pip-packages.txt" "$here/modules.txt"
+hash=$( { cat "$here/build.sh" "$here/../lib/build-lib.sh" "$here/packages.txt" "$here/pip-packages.txt" "$here/modules.txt"
           echo "$kpkg $kpkg_version"; } | sha256sum | cut -c1-16)
 out="$cache/$hash"
 if [[ "${1:-}" == "--print-dir" ]]; then
@@ -33,20 +35,8 @@ if [[ "${1:-}" == "--print-dir" ]]; then
   exit 0
 fi
 
-mkdir -p "$cache"
-exec 9>"$cache/.lock"
-flock 9
-if [[ -f "$out/manifest.txt" ]]; then
-  echo "$out"
-  exit 0
-fi
+take_build_lock "$cache/.lock" "$out"
 
-mirror() {
-  local uri
-  uri=$(grep -hsE '^\s*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
-  [[ -n "$uri" ]] || uri=$(grep -hsE '^\s*deb\s' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
 
 for tool in debootstrap cpio depmod modprobe apt-get dpkg-deb python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (run make setup)" >&2; exit 1; }
@@ -59,8 +49,8 @@ chmod 0755 "$work"  # apt-get download runs as _apt
 root="$work/root"
 packages=$(lists "$here/packages.txt" | paste -sd, -)
 
-echo "vm image $hash: debootstrap ($packages) from $(mirror)" >&2
-debootstrap --variant=minbase --include="$packages" bookworm "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 || {
+echo "vm image $hash: debootstrap ($packages) from $(debian_mirror)" >&2
+debootstrap --variant=minbase --include="$packages" bookworm "$root" "$(debian_mirror)" >"$work/debootstrap.log" 2>&1 || {
   tail -n 30 "$work/debootstrap.log" >&2; exit 1; }
 
 echo "vm image $hash: kernel $kpkg $kpkg_version" >&2

@@ -17,33 +17,23 @@
 # SSH key, read from the kernel command line).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lib/build-lib.sh
+source "$here/../lib/build-lib.sh"
 release=${1:?usage: build.sh bookworm|trixie [--print-dir]}
 case "$release" in bookworm|trixie) ;; *) echo "unknown release $release" >&2; exit 2 ;; esac
 cache="${WGSP_CACHE:-/var/cache/wgsp}/vmlab"
 
 lists() { grep -hvE '^\s*(#|$)' "$@"; }
 
-hash=$( { cat "$here/build.sh" "$here/packages.txt"; echo "$release"; } | sha256sum | cut -c1-16)
+hash=$( { cat "$here/build.sh" "$here/../lib/build-lib.sh" "$here/packages.txt"; echo "$release"; } | sha256sum | cut -c1-16)
 out="$cache/$release-$hash"
 if [[ "${2:-}" == "--print-dir" ]]; then
   echo "$out"
   exit 0
 fi
 
-mkdir -p "$cache"
-exec 9>"$cache/.lock-$release"
-flock 9
-if [[ -f "$out/manifest.txt" ]]; then
-  echo "$out"
-  exit 0
-fi
+take_build_lock "$cache/.lock-$release" "$out"
 
-mirror() {
-  local uri
-  uri=$(grep -hsE '^\s*URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
-  [[ -n "$uri" ]] || uri=$(grep -hsE '^\s*deb\s' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
 
 for tool in debootstrap mkfs.ext4 chroot zstd; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (run make setup)" >&2; exit 1; }
@@ -66,8 +56,8 @@ packages=$(lists "$here/packages.txt" | paste -sd, -)
 roothash=$( { lists "$here/packages.txt"; echo "$release"; } | sha256sum | cut -c1-16)
 roottar="$cache/root-$release-$roothash.tar.zst"
 if [[ ! -f "$roottar" ]]; then
-  echo "vmlab $release $hash: debootstrap from $(mirror)" >&2
-  debootstrap --variant=minbase --include="$packages" "$release" "$root" "$(mirror)" >"$work/debootstrap.log" 2>&1 || {
+  echo "vmlab $release $hash: debootstrap from $(debian_mirror)" >&2
+  debootstrap --variant=minbase --include="$packages" "$release" "$root" "$(debian_mirror)" >"$work/debootstrap.log" 2>&1 || {
     tail -n 40 "$work/debootstrap.log" >&2; exit 1; }
   rm -f "$root"/var/cache/apt/archives/*.deb
   tar -C "$root" --numeric-owner -cf - . | zstd -q -T0 -3 -o "$work/root.tar.zst"
