@@ -20,6 +20,8 @@ import tempfile
 import time
 import uuid
 
+from module_io import read_result, write_args
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 PYTHON = VENV_PYTHON if os.path.exists(VENV_PYTHON) else "python3"
@@ -157,28 +159,14 @@ class Host(Namespace):
 
         Returns the parsed result dict (``failed`` is set on failure) plus ``_rc``/``_stderr``.
         """
-        payload = dict(args)
-        payload.update({"_ansible_check_mode": check_mode, "_ansible_diff": diff,
-                        "_ansible_tmpdir": self.lab.tmpdir, "_ansible_remote_tmp": self.lab.tmpdir,
-                        "_ansible_keep_remote_files": False})
-        fd, path = tempfile.mkstemp(prefix="args-", suffix=".json", dir=self.lab.tmpdir)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
+        path = write_args(args, self.lab.tmpdir, check_mode=check_mode, diff=diff)
         module_path = os.path.join(REPO, "plugins", "modules", module + ".py")
         run_env = {"PYTHONPATH": os.path.join(REPO, "collections")}
         if env:
             run_env.update(env)
         proc = self.run([python or PYTHON, module_path, path], check=False, timeout=120, env=run_env)
         os.unlink(path)
-        result = None
-        for line in reversed(proc.stdout.strip().splitlines()):
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    result = json.loads(line)
-                    break
-                except ValueError:
-                    continue
+        result = read_result(proc.stdout)
         if result is None:
             raise RigError("[%s] module %s printed no JSON (rc=%d)\nstdout: %s\nstderr: %s" % (
                 self.name, module, proc.returncode, proc.stdout, proc.stderr))

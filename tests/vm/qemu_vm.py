@@ -107,6 +107,7 @@ def overlay_archive(repo=REPO):
     archive = Cpio()
     archive.add_tree(os.path.join(HERE, "init"), "init")
     archive.add_tree(os.path.join(HERE, "scenarios"), "opt/wgsp/scenarios")
+    archive.add_tree(os.path.join(HERE, "..", "lib", "module_io.py"), "opt/wgsp/scenarios/module_io.py")
     for item in COLLECTION_CONTENT:
         path = os.path.join(repo, item)
         if os.path.exists(path):

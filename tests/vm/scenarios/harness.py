@@ -10,7 +10,8 @@ one ``WGSP-RESULT {json}`` line per scenario between ``WGSP-RESULTS-BEGIN`` and 
 import json
 import os
 import subprocess
-import tempfile
+
+from module_io import read_result, write_args  # tests/lib/module_io.py, put next to the scenarios
 
 COLLECTIONS = "/opt/wgsp/collections"
 COLLECTION = COLLECTIONS + "/ansible_collections/wgsp/service_proxy"
@@ -66,25 +67,13 @@ def run_module(name, args, ns=None, check_mode=False, diff=False, env=None):
     """Execute a module of the collection directly (as Ansible runs it on a managed host).
 
     ``env``: extra environment variables (e.g. a ``PATH`` with a failing ``modprobe``)."""
-    payload = dict(args)
-    payload.update({"_ansible_check_mode": check_mode, "_ansible_diff": diff, "_ansible_tmpdir": "/tmp",
-                    "_ansible_remote_tmp": "/tmp", "_ansible_keep_remote_files": False})
-    fd, path = tempfile.mkstemp(prefix="args-", suffix=".json", dir="/tmp")
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
+    path = write_args(args, "/tmp", check_mode=check_mode, diff=diff)
     try:
         proc = sh([PYTHON, "%s/plugins/modules/%s.py" % (COLLECTION, name), path], ns=ns, check_rc=False,
                   env=module_env(env))
     finally:
         os.unlink(path)
-    result = None
-    for line in reversed(proc.stdout.strip().splitlines()):
-        if line.strip().startswith("{"):
-            try:
-                result = json.loads(line)
-                break
-            except ValueError:
-                continue
+    result = read_result(proc.stdout)
     if result is None:
         raise ScenarioFailed("module %s printed no JSON (rc=%d)\nstdout: %s\nstderr: %s" % (
             name, proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
