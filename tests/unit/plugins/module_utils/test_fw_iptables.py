@@ -56,6 +56,14 @@ class FakeTables:
                 del table[line.split()[1]]
 
 
+def addr_show(argv):
+    """``ip -j -4|-6 addr show dev IF``: one address of that family on the interface."""
+    fam = "inet" if argv[2] == "-4" else "inet6"
+    addr = "192.0.2.1" if fam == "inet" else "fd00:1::1"
+    return 0, '[{"ifname": "%s", "addr_info": [{"family": "%s", "local": "%s", "prefixlen": 24}]}]' % (
+        argv[-1], fam, addr), ""
+
+
 class FakeRunner:
     def __init__(self, v6=False):
         self.calls = []
@@ -78,11 +86,8 @@ class FakeRunner:
             return 1, "", "Error: No such file or directory"
         if argv[0] == "conntrack":
             return 1, "", "0 flow entries"
-        if argv[0] == "ip" and argv[-2:-1] == ["dev"]:  # ip -j -4|-6 addr show dev IF
-            fam = "inet" if argv[2] == "-4" else "inet6"
-            addr = "192.0.2.1" if fam == "inet" else "fd00:1::1"
-            return 0, '[{"ifname": "%s", "addr_info": [{"family": "%s", "local": "%s", "prefixlen": 24}]}]' % (
-                argv[-1], fam, addr), ""
+        if argv[0] == "ip" and argv[-2:-1] == ["dev"]:
+            return addr_show(argv)
         raise AssertionError(argv)
 
     def writes(self):

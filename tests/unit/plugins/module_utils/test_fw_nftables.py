@@ -1,5 +1,8 @@
 """nftables backend: rendering in `nft list` form, parsing listings, plan and the nft -f transaction."""
 
+import os
+import sys
+
 import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import CommandError, WgspError
@@ -11,6 +14,9 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftab
     render_rule_lines,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import normalise
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_fw_iptables import addr_show  # noqa: E402
 
 
 def listing(desired_file):
@@ -47,11 +53,8 @@ class FakeRunner:
             return 0, "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n", ""
         if argv[0] == "conntrack":
             return 0, "", ""
-        if argv[0] == "ip" and argv[-2:-1] == ["dev"]:  # ip -j -4|-6 addr show dev IF
-            fam = "inet" if argv[2] == "-4" else "inet6"
-            addr = "192.0.2.1" if fam == "inet" else "fd00:1::1"
-            return 0, '[{"ifname": "%s", "addr_info": [{"family": "%s", "local": "%s", "prefixlen": 24}]}]' % (
-                argv[-1], fam, addr), ""
+        if argv[0] == "ip" and argv[-2:-1] == ["dev"]:
+            return addr_show(argv)
         raise AssertionError(argv)
 
     def writes(self):
