@@ -33,6 +33,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
+from benchreport import write_markdown  # noqa: E402
 
 from rig import PYTHON, Lab  # noqa: E402
 from topology import PROXY_PUBLIC, PUBLIC_USER, SVC, TUNNEL, seed, tcp_get  # noqa: E402
@@ -337,11 +338,7 @@ def write(data, out_dir):
             ratios["published_over_relay_conn_rate_sequential"]),
         "",
     ]
-    notes = data.get("notes")
-    if notes:
-        lines += ["Notes:", ""] + ["- " + note for note in notes] + [""]
-    with open(os.path.join(out_dir, "dataplane.md"), "w") as handle:
-        handle.write("\n".join(lines))
+    write_markdown(out_dir, "dataplane.md", lines, data.get("notes"))
 
 
 def main():

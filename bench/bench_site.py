@@ -38,6 +38,8 @@ import tempfile
 import time
 import zlib
 
+from benchreport import write_markdown
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BIN = os.path.join(REPO, ".venv", "bin")
@@ -413,11 +415,7 @@ def write(data, out_dir):
             row["shares"], row["converge_s"], what, sum(row["converge_changed"].values()), row["rerun_s"],
             ", ".join("%.1f" % x for x in row["rerun_all"]), ", ".join(str(x) for x in row["rerun_changed"])))
     lines += ["", "![scaling](site_scaling.png)", ""]
-    notes = data.get("notes")
-    if notes:
-        lines += ["Notes:", ""] + ["- " + note for note in notes] + [""]
-    with open(os.path.join(out_dir, "site.md"), "w") as handle:
-        handle.write("\n".join(lines))
+    write_markdown(out_dir, "site.md", lines, data.get("notes"))
 
 
 def main():
