@@ -36,6 +36,8 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state
     Desired,
     Installed,
     Plan,
+    interface_matches,
+    rendered_lines,
     split_dnat_target,
 )
 
@@ -65,12 +67,7 @@ def _dnat_target(rule):
 
 
 def _ifaces(in_if=None, out_if=None):
-    parts = []
-    if in_if:
-        parts.append("-i %s" % in_if)
-    if out_if:
-        parts.append("-o %s" % out_if)
-    return parts
+    return interface_matches(in_if, out_if, "-i %s", "-o %s")
 
 
 def render_rule_lines(set_name, rule):
@@ -250,15 +247,8 @@ class IptablesBackend:
                 continue
             if not self.available(family):
                 raise WgspError("rules need IPv%d but %s is not installed" % (family, " / ".join(TOOLS[family])))
-            lines = {"PRE": [], "POST": [], "FWD": []}
-            seen = set()
-            for rule in family_rules:
-                for suffix, rendered in render_rule_lines(set_name, rule).items():
-                    for line in rendered:
-                        if line not in seen:
-                            seen.add(line)
-                            lines[suffix].append(line)
-                desired.mappings.update(rule.mappings())
+            lines, mappings = rendered_lines(set_name, family_rules, render_rule_lines, ("PRE", "POST", "FWD"))
+            desired.mappings.update(mappings)
             for table, suffix, hook in HOOKS:
                 scope = self._scope(family, table)
                 chain = chain_name(set_name, suffix)

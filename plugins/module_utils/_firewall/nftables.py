@@ -33,6 +33,8 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state
     Installed,
     Plan,
     by_chain,
+    interface_matches,
+    rendered_lines,
     split_dnat_target,
 )
 
@@ -64,12 +66,7 @@ def _net(text):
 
 
 def _ifaces(in_if=None, out_if=None):
-    parts = []
-    if in_if:
-        parts.append('iifname "%s"' % in_if)
-    if out_if:
-        parts.append('oifname "%s"' % out_if)
-    return parts
+    return interface_matches(in_if, out_if, 'iifname "%s"', 'oifname "%s"')
 
 
 def render_rule_lines(set_name, rule):
@@ -257,15 +254,8 @@ class NftablesBackend:
         if not rules:
             return desired
         scope = "inet %s" % self.table(set_name)
-        lines = {"prerouting": [], "postrouting": [], "forward": []}
-        seen = set()
-        for rule in rules:
-            for chain, rendered in render_rule_lines(set_name, rule).items():
-                for line in rendered:
-                    if line not in seen:
-                        seen.add(line)
-                        lines[chain].append(line)
-            desired.mappings.update(rule.mappings())
+        lines, mappings = rendered_lines(set_name, rules, render_rule_lines, ("prerouting", "postrouting", "forward"))
+        desired.mappings.update(mappings)
         for chain, header in CHAINS:
             desired.chains[(scope, chain)] = header
             desired.entries.extend((scope, chain, line) for line in lines[chain])

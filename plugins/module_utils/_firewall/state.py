@@ -84,6 +84,28 @@ class Plan:
     __nonzero__ = __bool__
 
 
+def rendered_lines(set_name, rules, render_rule_lines, chains):
+    """A backend's rules, rendered: ``({chain: [lines]}, mappings)``. Lines keep the rules' order per
+    chain; a line two rules render alike is kept once (its first place); ``mappings`` are the rules'
+    DNAT mappings. ``render_rule_lines(set_name, rule)`` -> ``{chain: [lines]}`` is the backend's."""
+    lines = dict((chain, []) for chain in chains)
+    seen = set()
+    mappings = set()
+    for rule in rules:
+        for chain, rendered in render_rule_lines(set_name, rule).items():
+            for line in rendered:
+                if line not in seen:
+                    seen.add(line)
+                    lines[chain].append(line)
+        mappings.update(rule.mappings())
+    return lines, mappings
+
+
+def interface_matches(in_if, out_if, in_form, out_form):
+    """The interface matches of a rule line in a backend's syntax (``in_form % name``)."""
+    return ([in_form % in_if] if in_if else []) + ([out_form % out_if] if out_if else [])
+
+
 def split_dnat_target(dest, port):
     """``addr``, ``[v6addr]:port``, ``v4addr:port`` or with a port range (as iptables-save and nft print
     a DNAT target) -> ``(addr, (low, high))``; without a port the target port is ``port``."""
