@@ -10,7 +10,18 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
     DOCUMENTATION = r"""
-options: {}
+attributes:
+  check_mode:
+    support: full
+    description: Reports the plan (RV(plan)) and changes nothing.
+options:
+  backend:
+    description:
+      - V(auto) uses iptables when Docker's chains (C(DOCKER), C(DOCKER-USER)) exist or C(nft) is
+        missing, else nftables. Leftovers of the same set under the other backend are removed.
+    type: str
+    choices: [auto, iptables, nftables]
+    default: auto
 notes:
   - A jump into the set's chains that does not carry the set's comment (an administrator's own C(-j)/C(-g) rule) is
     left alone; when it would block a change (deleting a chain it targets, e.g. with O(state=absent)) the module

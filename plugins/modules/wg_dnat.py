@@ -54,9 +54,6 @@ requirements:
   - conntrack (optional, to delete stale flows)
   - the C(docker) Python SDK, only when a rule uses O(rules[].to_container) or a compact share entry
 attributes:
-  check_mode:
-    support: full
-    description: Reports the plan (RV(plan)) and changes nothing.
   diff_mode:
     support: full
     description: Before/after lines of the set's rules and jumps, and of its own O(persist_path) scripts (never another file's content).
@@ -77,13 +74,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  backend:
-    description:
-      - V(auto) uses iptables when Docker's chains (C(DOCKER), C(DOCKER-USER)) exist or C(nft) is
-        missing, else nftables. Leftovers of the same set under the other backend are removed.
-    type: str
-    choices: [auto, iptables, nftables]
-    default: auto
   rules:
     description:
       - The rules of the set (structured form). Unset keys take the module-level defaults

@@ -42,9 +42,6 @@ author:
 requirements:
   - iptables (C(iptables-save), C(iptables-restore), C(ip6tables-*)) or nftables (C(nft))
 attributes:
-  check_mode:
-    support: full
-    description: Reports the plan (RV(plan)) and changes nothing.
   diff_mode:
     support: full
     description: Before/after lines of the set's rules and jump (and of the O(persist_path) script).
@@ -65,13 +62,6 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  backend:
-    description:
-      - V(auto) uses iptables when Docker's chains (C(DOCKER), C(DOCKER-USER)) exist or C(nft) is
-        missing, else nftables. Leftovers of the same set under the other backend are removed.
-    type: str
-    choices: [auto, iptables, nftables]
-    default: auto
   hook:
     description:
       - V(input) filters traffic arriving on O(in_interface) for this host; V(forward) filters
