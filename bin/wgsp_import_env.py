@@ -35,21 +35,12 @@ def collections_root():
     raise SystemExit("wgsp-import-env: cannot find the collection around %s" % top)
 
 
-def load_converter():
-    """The converter package of this copy of the collection (never another installed copy)."""
-    sys.path.insert(0, collections_root())
-    return importlib.import_module("ansible_collections.wgsp.service_proxy.plugins.plugin_utils.env_import")
-
-
-def make_dirs(path):
-    """Create the missing directories of ``path``, each 0700 (existing ones are left as they are)."""
-    missing = []
-    while path and not os.path.isdir(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    for directory in reversed(missing):
-        os.mkdir(directory, 0o700)
-        os.chmod(directory, 0o700)
+def load(name):
+    """A module of this copy of the collection (never another installed copy)."""
+    root = collections_root()
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("ansible_collections.wgsp.service_proxy.plugins." + name)
 
 
 def inside(path, directory):
@@ -58,13 +49,8 @@ def inside(path, directory):
 
 
 def write(path, text, mode):
-    make_dirs(os.path.dirname(path))
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """The collection's one atomic write (a temporary file and one rename); missing directories 0700."""
+    load("module_utils._common.files").atomic_write(path, text, mode, dir_mode=0o700)
 
 
 def main(argv=None):
@@ -78,7 +64,7 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="replace an existing host_vars or secrets file")
     parser.add_argument("--stdout", action="store_true", help="print host_vars only, write nothing")
     args = parser.parse_args(argv)
-    conv = load_converter()
+    conv = load("plugin_utils.env_import")
     out_dir = args.out_dir or os.path.join("inventories", args.host)
     secrets = os.path.join(args.secrets_dir, "%s.keys.yml" % args.host)
     host_vars = os.path.join(out_dir, "host_vars", "%s.yml" % args.host)
