@@ -85,7 +85,10 @@ options:
       - Fail the task (with a one-line summary) when one of these holds, so monitoring and CI can use
         the module as an assertion. V(drift) - a declared rule set differs from what is installed (or a
         container address is stale); V(probe) - a probe failed (implies O(probe=true));
-        V(disconnected) - RV(status) is not V(connected).
+        V(disconnected) - RV(status) is not V(connected), on a host with the roles' state file or the
+        interface; a host with neither has no tunnel configured (RV(client_mode=unmanaged),
+        RV(status=absent), a non-tunnel host of a mixed inventory), which is not a failure, so
+        C(ansible all -m wgsp.service_proxy.wg_status -a fail_on=disconnected) checks a whole inventory.
     type: list
     elements: str
     choices: [drift, probe, disconnected]

@@ -16,6 +16,11 @@ import pytest
 from conftest import REPO, require, require_root_tools
 
 PREFIX = "wgsp-fault"
+# Subnets of its own (the molecule scenarios use the same ones, one after the other): the test runs
+# beside a running `make demo`, whose networks Docker would refuse to overlap.
+NETS = {"under": "192.168.31", "app": "192.168.41", "public": "192.0.2"}
+LAB_VARS = ["-e", "wgsp_lab_prefix=" + PREFIX] + [
+    arg for name, prefix in sorted(NETS.items()) for arg in ("-e", "wgsp_lab_%s=%s" % (name, prefix))]
 INVENTORY = os.path.join(REPO, "inventories", "lab", "hosts.yml")
 BIN = os.path.join(REPO, ".venv", "bin")
 TUNNEL_HOSTS = ("hub", "share1", "proxy1")
@@ -34,7 +39,7 @@ def _image():
 
 
 def playbook(*args, check=True):
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-e", "wgsp_lab_prefix=" + PREFIX, *args],
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), *LAB_VARS, *args],
                           cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("ansible-playbook %s failed (rc=%d)\n%s\n%s" % (
@@ -69,7 +74,7 @@ def dexec(host, *argv, check=True, timeout=60):
 
 def status(host):
     """wg_status on one lab host, as JSON."""
-    proc = subprocess.run([os.path.join(BIN, "ansible"), "-i", INVENTORY, "-e", "wgsp_lab_prefix=" + PREFIX, host,
+    proc = subprocess.run([os.path.join(BIN, "ansible"), "-i", INVENTORY, *LAB_VARS, host,
                            "-m", "wgsp.service_proxy.wg_status", "-o"],
                           cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
     match = re.search(r"=> (\{.*\})\s*$", proc.stdout.strip(), re.S)
@@ -77,11 +82,20 @@ def status(host):
     return json.loads(match.group(1))
 
 
+def health():
+    """The README's `health` row as typed, on the whole lab inventory (tunnel hosts and the public
+    user, which has no tunnel): ``(rc, output)``."""
+    proc = subprocess.run([os.path.join(BIN, "ansible"), "-i", INVENTORY, *LAB_VARS, "all", "-m", "wg_status", "-a",
+                           "fail_on=disconnected,drift"],
+                          cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def public_request(attempts=20):
     """What the public user gets from the proxy's public port."""
     last = None
     for _attempt in range(attempts):
-        last = dexec("public", "curl", "-sS", "--max-time", "3", "http://203.0.113.20/", check=False)
+        last = dexec("public", "curl", "-sS", "--max-time", "3", "http://%s.20/" % NETS["public"], check=False)
         if last.returncode == 0:
             return last.stdout.strip()
         time.sleep(0.5)
@@ -107,15 +121,19 @@ def test_faults_are_reported_then_repaired(lab):
     for host in TUNNEL_HOSTS:
         st = status(host)
         assert st["status"] == "connected" and st["drift"] is False, st["summary"]
+    rc, out = health()
+    assert rc == 0 and "not configured: no wg0 interface" in out, out
 
     # 1. The dummy container comes back with another address: the share's DNAT is stale.
     subprocess.run(["docker", "network", "disconnect", PREFIX + "-app", container("dummy")], check=True)
-    subprocess.run(["docker", "network", "connect", "--ip", "198.51.100.81", PREFIX + "-app", container("dummy")], check=True)
+    subprocess.run(["docker", "network", "connect", "--ip", NETS["app"] + ".81", PREFIX + "-app", container("dummy")], check=True)
     st = status("share1")
     assert st["drift"] is True, st["summary"]
     share_rules = next(r for r in st["rules"] if r["name"] == "share")
     assert share_rules["containers"][0]["stale"] is True
-    assert share_rules["containers"][0]["resolved"] == "198.51.100.81"
+    assert share_rules["containers"][0]["resolved"] == NETS["app"] + ".81"
+    rc, out = health()
+    assert rc == 2 and "share1 | FAILED" in out and "drift in wg_dnat share" in out, out
     assert site() > 0
     assert public_request() == "wgsp dummy service"
     assert status("share1")["drift"] is False

@@ -46,8 +46,16 @@ MAX_FRESH_SECONDS = 86400 * 365
 FAIL_ON = ("drift", "probe", "disconnected")
 
 
+def not_configured(result):
+    """No tunnel here: neither the roles' state file nor the interface (a host of a mixed inventory
+    that is not part of the service proxy, or one the disconnect playbook cleaned)."""
+    return result["client_mode"] == "unmanaged" and result["status"] == "absent"
+
+
 def summary_line(result):
     """One compact line: ``proxy connected handshake=12s drift=no probes=4/4``."""
+    if not_configured(result):
+        return "not configured: no %s interface, no state file (nothing to check)" % result["interface"]
     age = result.get("handshake_age")
     parts = [result["client_mode"], result["status"], "handshake=%s" % ("never" if age is None else "%ds" % age),
              "drift=%s" % ("yes" if result["drift"] else "no")]
@@ -60,7 +68,7 @@ def summary_line(result):
 def failures(result, fail_on):
     """Reasons the module must fail for ``fail_on``, as short strings (empty = pass)."""
     reasons = []
-    if "disconnected" in fail_on and result["status"] != "connected":
+    if "disconnected" in fail_on and result["status"] != "connected" and not not_configured(result):
         reasons.append("status is %s" % result["status"])
     if "drift" in fail_on and result["drift"]:
         names = ["%s %s" % (r.get("module"), r.get("name")) for r in result["rules"] if not r.get("in_sync")]

@@ -369,6 +369,22 @@ def test_failures(tmp_path, fail_on, live, rules, expected):
     assert status_report.failures(result, fail_on) == expected
 
 
+@pytest.mark.parametrize("state, live, expected", [
+    # a host of a mixed inventory with no tunnel at all: nothing to check, not a failure
+    (None, iface([], exists=False), []),
+    # the roles configured it (state file) and the interface is gone: a failure
+    (PROXY_STATE, iface([], exists=False), ["status is absent"]),
+    # an interface nobody recorded, down or without a handshake: still checked
+    (None, iface([], up=False), ["status is down"]),
+    (None, iface([]), ["status is no-handshake"]),
+])
+def test_disconnected_checks_every_host_that_has_a_tunnel(tmp_path, state, live, expected):
+    result = report(tmp_path, state, live)
+    assert status_report.failures(result, ["disconnected"]) == expected
+    line = status_report.summary_line(result)
+    assert line.startswith("not configured: no wg0 interface") == (expected == [])
+
+
 def test_tcp_connect_real_loopback():
     import socket
 
