@@ -175,3 +175,25 @@ def test_faults_are_reported_then_repaired(lab):
     assert status("hub")["status"] == "absent"
     assert site() > 0
     assert public_request() == "wgsp dummy service"
+
+    # 6. The README's disconnect row as typed: the proxy is disconnected by one playbook. Check mode
+    #    first changes nothing; then every trace of the tunnel goes (rule sets, boot scripts, config,
+    #    state file; the key is kept), wg_status says "not configured", and a second run changes nothing.
+    disconnect = os.path.join(REPO, "playbooks", "disconnect.yml")
+    out = playbook("-i", INVENTORY, "-l", "proxy1", disconnect, "--check").stdout
+    assert status("proxy1")["status"] == "connected", out
+    out = playbook("-i", INVENTORY, "-l", "proxy1", disconnect).stdout
+    assert "proxy1: not configured: no wg0 interface" in out and re.search(r"proxy1\s*:.*failed=0", out), out
+    left = dexec("proxy1", "sh", "-c", "iptables-save; nft list ruleset; ls /etc/wireguard /etc/wg-service-proxy").stdout
+    assert "wgsp" not in left.lower() and ".rules" not in left, left  # rule sets and their boot scripts
+    assert "wg0.conf" not in left and "wg0.json" not in left and "wg0.key" in left, left
+    st = status("proxy1")
+    assert st["client_mode"] == "unmanaged" and st["status"] == "absent" and st["drift"] is False, st["summary"]
+    assert public_request(attempts=2).startswith("FAILED")
+    rc, out = health()
+    assert rc == 0, out
+    out = playbook("-i", INVENTORY, "-l", "proxy1", disconnect).stdout
+    assert re.search(r"proxy1\s*:.*changed=0.*failed=0", out), out
+    # ...and site.yml connects it again.
+    assert site() > 0
+    assert public_request() == "wgsp dummy service"
