@@ -320,6 +320,16 @@ def host_tunnel(host_vars, groups):
     return {"role": role, "interface": get("interface"), "state_dir": get("state_dir")}
 
 
+def controller_path(path):
+    """``path`` as an absolute path on the controller: a relative one is taken from the directory
+    ansible-playbook was started in (Ansible runs local tasks, and the ``pipe`` lookup, in the
+    playbook's own directory, and the ``PWD`` variable is not set when no shell started it)."""
+    text = str(path or "")
+    if not text or "\0" in text:
+        raise AnsibleFilterError("wgsp_controller_path: a path is required (got %r)" % (path,))
+    return os.path.abspath(os.path.expanduser(text))
+
+
 def hub_info(hub, hostvars):
     """What a client needs to know of its hub, from the hub's inventory vars (the wg_server role's
     defaults for the ones unset): endpoint, tunnel network, tunnel address, key path, interface."""
@@ -576,6 +586,7 @@ class FilterModule(object):
             "wgsp_host_address": host_address,
             "wgsp_hub_info": hub_info,
             "wgsp_host_tunnel": host_tunnel,
+            "wgsp_controller_path": controller_path,
             "wgsp_client_routes": client_routes,
             "wgsp_route_commands": route_commands,
             "wgsp_boot_commands": boot_commands,

@@ -91,6 +91,25 @@ def health():
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def readme_rows_as_typed(tmp_path):
+    """README rows run as a user types them (here with the lab inventory): access-services with its
+    probes, and debug-all into a directory relative to where the command was started."""
+    out = playbook("-i", INVENTORY, os.path.join(REPO, "playbooks", "status.yml"), "--tags", "access-services",
+                   "-e", "status_probe=true").stdout
+    assert re.search(r"ok +access service 10\.7\.0\.2:80: TCP connection", out), out
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), *LAB_VARS, "-i", INVENTORY, "-l", "proxy1",
+                           os.path.join(REPO, "playbooks", "debug.yml"), "-e", "debug_dir=./wgsp-debug"],
+                          cwd=str(tmp_path), env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-3000:]
+    report = (tmp_path / "wgsp-debug" / "proxy1.txt").read_text()
+    assert oct((tmp_path / "wgsp-debug" / "proxy1.txt").stat().st_mode & 0o777) == "0o600"
+    # no systemd and no docker CLI in the lab's containers: said, not an error
+    assert "## logs (rc=0)" in report and "no systemd journal on this host" in report, report
+    assert "## docker networks (rc=0)" in report and "no docker CLI on this host" in report, report
+    assert re.search(r"table inet wgsp-(dnat|filter)-|WGSP-", report), report  # the proxy's own rule sets
+
+
 def public_request(attempts=20):
     """What the public user gets from the proxy's public port."""
     last = None
@@ -116,13 +135,14 @@ def lab():
 
 
 @pytest.mark.molecule
-def test_faults_are_reported_then_repaired(lab):
+def test_faults_are_reported_then_repaired(lab, tmp_path):
     assert public_request() == "wgsp dummy service"
     for host in TUNNEL_HOSTS:
         st = status(host)
         assert st["status"] == "connected" and st["drift"] is False, st["summary"]
     rc, out = health()
     assert rc == 0 and "not configured: no wg0 interface" in out, out
+    readme_rows_as_typed(tmp_path)
 
     # 1. The dummy container comes back with another address: the share's DNAT is stale.
     subprocess.run(["docker", "network", "disconnect", PREFIX + "-app", container("dummy")], check=True)

@@ -149,3 +149,12 @@ def test_hub_flows_refuse_a_target_family_the_proxy_has_no_address_of():
     hostvars["proxy1"]["proxy_client_access_services"] = ["[fd00:1::7]:443"]
     with pytest.raises(AnsibleFilterError, match=r"proxy1\.proxy_client_access_services: an IPv6 target.*no IPv6"):
         f.hub_flows(["proxy1"], hostvars)
+
+
+def test_controller_path_is_taken_from_where_ansible_started(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert f.controller_path("./wgsp-debug") == str(tmp_path / "wgsp-debug")
+    assert f.controller_path("/var/tmp/x") == "/var/tmp/x"
+    for bad in ("", None, "a\0b"):
+        with pytest.raises(AnsibleFilterError):
+            f.controller_path(bad)
