@@ -200,6 +200,7 @@ def test_faults_are_reported_then_repaired(lab, tmp_path):
     #    first changes nothing; then every trace of the tunnel goes (rule sets, boot scripts, config,
     #    state file; the key is kept), wg_status says "not configured", and a second run changes nothing.
     disconnect = os.path.join(REPO, "playbooks", "disconnect.yml")
+    old_key = status("proxy1")["public_key"]
     out = playbook("-i", INVENTORY, "-l", "proxy1", disconnect, "--check").stdout
     assert status("proxy1")["status"] == "connected", out
     out = playbook("-i", INVENTORY, "-l", "proxy1", disconnect).stdout
@@ -214,6 +215,12 @@ def test_faults_are_reported_then_repaired(lab, tmp_path):
     assert rc == 0, out
     out = playbook("-i", INVENTORY, "-l", "proxy1", disconnect).stdout
     assert re.search(r"proxy1\s*:.*changed=0.*failed=0", out), out
-    # ...and site.yml connects it again.
-    assert site() > 0
-    assert public_request() == "wgsp dummy service"
+    # 7. The key goes too; the README's reconnect flow (site.yml limited to the host and the hub) gives
+    #    the proxy a new key and the hub learns it: the published port answers again.
+    playbook("-i", INVENTORY, "-l", "proxy1", disconnect, "-e", "disconnect_remove_key=true")
+    assert "wg0.key" not in dexec("proxy1", "ls", "/etc/wireguard").stdout
+    playbook("-i", INVENTORY, "-l", "proxy1:wg_server", os.path.join(REPO, "site.yml"))
+    assert public_request(attempts=40) == "wgsp dummy service"
+    new_key = status("proxy1")["public_key"]
+    assert new_key and new_key != old_key
+    assert new_key in [p["public_key"] for p in status("hub")["peers"]]
