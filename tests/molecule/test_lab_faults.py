@@ -91,9 +91,27 @@ def health():
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def adhoc(host, *args):
+    """``ansible HOST ARGS -o`` on the lab: ``(rc, result dict)``."""
+    proc = subprocess.run([os.path.join(BIN, "ansible"), "-i", INVENTORY, *LAB_VARS, host, *args, "-o"],
+                          cwd=REPO, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False)
+    match = re.search(r"=> (\{.*\})\s*$", proc.stdout.strip(), re.S)
+    assert match, "ansible %s %s printed no result: %s %s" % (host, args, proc.stdout, proc.stderr)
+    return proc.returncode, json.loads(match.group(1))
+
+
 def readme_rows_as_typed(tmp_path):
     """README rows run as a user types them (here with the lab inventory): access-services with its
-    probes, and debug-all into a directory relative to where the command was started."""
+    probes, debug-all into a directory relative to where the command was started, and the key rows
+    (a read returns the public key and never makes one)."""
+    key_read = ("-m", "wgsp.service_proxy.wg_key", "-a", "path=/etc/wireguard/wg0.key generate=false")
+    rc, result = adhoc("proxy1", *key_read)
+    assert rc == 0 and result["public_key"] == status("proxy1")["public_key"] and not result["changed"], result
+    keys = re.findall(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=", json.dumps(result))
+    assert set(keys) == {result["public_key"]}, result  # the only key in the result is the public one
+    rc, result = adhoc("public", *key_read)  # the public user has no tunnel and no key
+    assert rc == 0 and result["public_key"] is None and not result["changed"], result
+    assert dexec("public", "sh", "-c", "ls /etc/wireguard/wg0.key 2>/dev/null || echo none").stdout.strip() == "none"
     out = playbook("-i", INVENTORY, os.path.join(REPO, "playbooks", "status.yml"), "--tags", "access-services",
                    "-e", "status_probe=true").stdout
     assert re.search(r"ok +access service 10\.7\.0\.2:80: TCP connection", out), out
