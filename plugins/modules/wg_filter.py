@@ -16,11 +16,14 @@ description:
   - Manages one named filter set as a whole. It applies to the traffic arriving on
     O(in_interface) for this host (O(hook=input)), or forwarded from O(in_interface) to
     O(out_interface) (O(hook=forward)); other interfaces are not affected.
-  - The set accepts established/related traffic (O(established)), then what O(allow) lists, and
-    applies O(policy) to everything else of that interface, optionally logging it (O(log)).
+  - The set accepts established/related traffic (O(established)), then what O(allow) lists
+    (optionally logging each new connection it accepts, O(log_accepted)), and applies O(policy) to
+    everything else of that interface, optionally logging it (O(log)).
   - "Uses: the hub isolates its clients (O(hook=forward), O(in_interface=wg0),
     O(out_interface=wg0), only the declared flows pass); a share client restricts what arrives on
-    its tunnel (O(hook=input), O(in_interface=wg0))."
+    its tunnel (O(hook=input), O(in_interface=wg0)); a proxy client logs the connections it
+    forwards to its access services (O(hook=forward), O(out_interface=wg0) alone,
+    O(policy=continue), O(log_accepted=true))."
   - "iptables backend: one chain per set, C(WGSP-<NAME>-IN) (input) or C(WGSP-<NAME>-FLT)
     (forward), in the filter table of IPv4 and IPv6, reached by ONE jump from C(INPUT)
     (C(-i <in_interface>)) or C(FORWARD) (C(-i <in_interface> -o <out_interface>); from
@@ -71,13 +74,16 @@ options:
     default: input
   in_interface:
     description:
-      - The interface the filtered traffic arrives on. Required when O(state=present).
+      - The interface the filtered traffic arrives on. Required when O(state=present), except with
+        O(hook=forward) and O(out_interface) - the set then filters what is forwarded to
+        O(out_interface) from any interface.
       - One interface name (1-15 characters from C(a-z A-Z 0-9 _ = . -), not C(.)/C(..), not starting with
         C(-)). Wildcards such as C(+) or C(eth+) are refused - iptables reads them as wildcards and nftables
         as literal names, so the same value would filter different traffic on the two backends.
     type: str
   out_interface:
-    description: With O(hook=forward), only traffic leaving on this interface is filtered (one name, no wildcard).
+    description:
+      - With O(hook=forward), only traffic leaving on this interface is filtered (one name, no wildcard).
     type: str
   allow:
     description: What passes (evaluated after O(established)).
@@ -108,9 +114,13 @@ options:
         elements: str
         default: []
   policy:
-    description: What happens to the other traffic of that interface (and hook).
+    description:
+      - What happens to the other traffic of that interface (and hook).
+      - V(continue) decides nothing - the traffic goes on through the host's other rules (iptables -
+        back to the chain that jumped to the set; nftables - the base chain's policy accept, which
+        never overrides another table's drop). Use it for a set that only accepts and logs flows.
     type: str
-    choices: [drop, reject, accept]
+    choices: [drop, reject, accept, continue]
     default: drop
   established:
     description: Accept packets of established and related connections first (replies of allowed flows).
@@ -118,6 +128,15 @@ options:
     default: true
   log:
     description: Log what the policy drops or rejects (kernel log, 5 per minute, prefix C(wgsp-<name>)).
+    type: bool
+    default: false
+  log_accepted:
+    description:
+      - Log each new connection an O(allow) entry accepts (kernel log, prefix C(wgsp-<name>-new), not
+        rate-limited, one line per connection - its first packet, conntrack state NEW), an audit
+        trail of the flows the set lets through. The log rules count packets too.
+      - Kernel log lines of a network namespace other than the host's are dropped by the kernel
+        unless C(net.netfilter.nf_log_all_netns=1); the counters still count.
     type: bool
     default: false
   persist_path:
@@ -169,6 +188,17 @@ EXAMPLES = r"""
       - {proto: icmp}
     policy: drop
 
+- name: Proxy client, log each new connection forwarded to an access service (decides nothing else)
+  wgsp.service_proxy.wg_filter:
+    name: access
+    hook: forward
+    out_interface: wg0
+    established: false
+    allow:
+      - {proto: tcp, port: 80, destinations: [10.7.0.2]}
+    policy: continue
+    log_accepted: true
+
 - name: Remove the set
   wgsp.service_proxy.wg_filter:
     name: input
@@ -193,6 +223,7 @@ filter:
     policy: drop
     established: true
     log: false
+    log_accepted: false
     allow: [{proto: tcp, port: 80, sources: [10.7.0.3/32], destinations: [10.7.0.2/32]}]
 plan:
   description: The changes made (or, in check mode, that would be made).

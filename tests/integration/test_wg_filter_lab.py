@@ -137,3 +137,46 @@ def test_persisted_filter_script_restores_the_set(lab):
         assert host.module("wg_filter", {"name": "isolate", "state": "absent", "backend": backend,
                                          "persist_path": path})["changed"]
         assert host.run(["test", "-e", path], check=False).returncode != 0
+
+
+def _log_counter(host, backend):
+    """Packets counted by the access set's log rule (the one with prefix wgsp-access-new)."""
+    import re
+
+    if backend == "iptables":
+        out = host.run("iptables -t filter -L WGSP-ACCESS-FLT -v -n -x").stdout
+        return sum(int(line.split()[0]) for line in out.splitlines() if "wgsp-access-new" in line)
+    out = host.run("nft list table inet wgsp-filter-access").stdout
+    return sum(int(m) for m in re.findall(r"ct state new counter packets (\d+) bytes \d+ log", out))
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_access_log_counts_new_connections_and_decides_nothing_else(lab, backend):
+    """The proxy client's access log (WG_LOG_ACCESS) as a set: forwarded to wg0 from any interface
+    (no in_interface), each new connection to an allowed service logged, policy continue: what the
+    set does not list still passes (the host's other rules decide), and the run is idempotent."""
+    require_root_tools("wireguard-go", "wg", "iptables", "ip6tables", "nft", "curl")
+    topo = seed(lab)
+    hub, share, proxy = topo.hub, topo.share, topo.proxy
+    share.serve("tcp", TUNNEL["share"], 80)
+    share.serve("tcp", TUNNEL["share"], 81)
+    topo.wait_tunnel()
+    clean = snapshot(hub, backend)
+    args = {"name": "access", "backend": backend, "hook": "forward", "out_interface": "wg0", "established": False,
+            "allow": [{"proto": "tcp", "port": 80, "destinations": [TUNNEL["share"]]}], "policy": "continue",
+            "log_accepted": True}
+    check = hub.module("wg_filter", args, check_mode=True)
+    assert check["changed"] and snapshot(hub, backend) == clean
+    first = hub.module("wg_filter", args)
+    assert first["changed"] and first["filter"]["in_interface"] is None and first["filter"]["log_accepted"], first
+    for _attempt in range(2):
+        assert tcp_get(proxy, TUNNEL["share"], 80) == (0, "share %s" % TUNNEL["proxy"])
+    assert _log_counter(hub, backend) == 2  # one per connection (its first packet), not per packet
+    assert tcp_get(proxy, TUNNEL["share"], 81)[0] == 0  # not listed: passes, not logged
+    assert _log_counter(hub, backend) == 2
+    applied = snapshot(hub, backend)
+    again = hub.module("wg_filter", args)
+    assert again["changed"] is False and again["plan"] == [] and snapshot(hub, backend) == applied
+    assert hub.module("wg_filter", {"name": "access", "state": "absent", "backend": backend})["changed"]
+    # (iptables-nft keeps the empty built-in filter table it created on first use: not ours to delete)
+    assert "wgsp" not in snapshot(hub, backend).lower()

@@ -32,7 +32,12 @@ ISOLATE = {"name": "isolate", "hook": "forward", "in_interface": "wg0", "out_int
                                   {"proto": "udp", "port": "53-54", "destinations": ["fd00:7::2"]}]}
 INPUT = {"name": "input", "hook": "input", "in_interface": "wg0", "policy": "reject", "log": True,
          "allow": [{"proto": "tcp", "port": 22}, {"proto": "icmp"}]}
-SETS = (("wg_dnat", PUBLIC, "rules"), ("wg_filter", ISOLATE, "allow"), ("wg_filter", INPUT, "allow"))
+# a proxy's access log: forward to wg0 from any interface, logged new connections, no verdict
+ACCESS = {"name": "access", "hook": "forward", "out_interface": "wg0", "established": False, "policy": "continue",
+          "log_accepted": True, "allow": [{"proto": "tcp", "port": 80, "destinations": ["10.7.0.2"]},
+                                          {"proto": "udp", "port": "5000-5010", "destinations": ["fd00:7::2"]}]}
+SETS = (("wg_dnat", PUBLIC, "rules"), ("wg_filter", ISOLATE, "allow"), ("wg_filter", INPUT, "allow"),
+        ("wg_filter", ACCESS, "allow"))
 # Rules of others in every table the sets touch (iptables-nft creates a table or base chain on
 # first use, so they also make "absent" comparable byte for byte), Docker's DOCKER-USER included.
 FOREIGN = ("iptables -N DOCKER-USER; iptables -A DOCKER-USER -j RETURN; iptables -A FORWARD -j DOCKER-USER; "

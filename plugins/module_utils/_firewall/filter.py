@@ -9,7 +9,8 @@ same owned-chain / owned-table pipeline as ``wg_dnat`` (``backend.RuleSet``):
 - iptables: chain ``WGSP-<NAME>-IN`` (hook input) or ``WGSP-<NAME>-FLT`` (hook forward) in the
   filter table of each address family, reached by ONE jump from INPUT (``-i <in>``) or FORWARD
   (``-i <in> [-o <out>]``; from DOCKER-USER when that chain exists). The chain holds the
-  established accept, the allow-list, the rate-limited LOG and ends with the policy. Rules carry
+  established accept, the allow-list (each entry optionally preceded by a LOG of its new
+  connections), the rate-limited LOG and ends with the policy (none for ``continue``). Rules carry
   ``-m comment --comment "wgsp-f:<name>"``. The suffixes never collide with wg_dnat's
   ``-PRE``/``-POST``/``-FWD``.
 - nftables: table ``inet wgsp-filter-<name>`` (wg_dnat's is ``wgsp-dnat-<name>``: the prefixes
@@ -43,10 +44,10 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptab
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.nftables import NftablesBackend
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import check_set_name, format_ports
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import Desired
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import Desired, interface_matches
 
 HOOKS = {"input": ("IN", "INPUT"), "forward": ("FLT", "FORWARD")}
-POLICIES = ("drop", "reject", "accept")
+POLICIES = ("drop", "reject", "accept", "continue")
 ALLOW_PROTOS = {"tcp": ("tcp",), "udp": ("udp",), "both": ("tcp", "udp"), "icmp": ("icmp",)}
 ALLOW_KEYS = ("proto", "port", "sources", "destinations")
 LOG_LIMIT = "5/min"
@@ -63,6 +64,12 @@ def ipt_comment(set_name):
 
 def log_prefix(set_name):
     return "wgsp-%s " % set_name
+
+
+def accepted_log_prefix(set_name):
+    """The prefix of the new connections an allow entry accepts (``log_accepted``); a set name has
+    no ``-``, so it never reads as another set's policy prefix."""
+    return "wgsp-%s-new " % set_name
 
 
 class Allow:
@@ -91,7 +98,8 @@ class Allow:
 class FilterSet:
     """The validated desired state of one filter set."""
 
-    def __init__(self, name, hook, in_interface, out_interface, allows, policy, established, log):
+    def __init__(self, name, hook, in_interface, out_interface, allows, policy, established, log,
+                 log_accepted=False):
         self.name = name
         self.hook = hook
         self.in_interface = in_interface
@@ -100,6 +108,7 @@ class FilterSet:
         self.policy = policy
         self.established = bool(established)
         self.log = bool(log)
+        self.log_accepted = bool(log_accepted)
 
     def families(self):
         found = set()
@@ -110,7 +119,7 @@ class FilterSet:
     def to_dict(self):
         return {"name": self.name, "hook": self.hook, "in_interface": self.in_interface,
                 "out_interface": self.out_interface, "policy": self.policy, "established": self.established,
-                "log": self.log, "allow": [a.to_dict() for a in self.allows]}
+                "log": self.log, "log_accepted": self.log_accepted, "allow": [a.to_dict() for a in self.allows]}
 
 
 def validate_allow(field, raw):
@@ -147,7 +156,7 @@ def validate_filter(params):
         raise ValidationError("hook", "must be input or forward (got %s)" % describe(hook))
     policy = params.get("policy") or "drop"
     if policy not in POLICIES:
-        raise ValidationError("policy", "must be one of drop, reject, accept (got %s)" % describe(policy))
+        raise ValidationError("policy", "must be one of %s (got %s)" % (", ".join(POLICIES), describe(policy)))
     in_if = params.get("in_interface")
     out_if = params.get("out_interface")
     if in_if is not None:
@@ -164,10 +173,16 @@ def validate_filter(params):
             allows.append(allow)
     if params.get("state", "present") != "present":
         return None
-    if in_if is None:
-        raise ValidationError("in_interface", "is required when state is present")
+    if in_if is None and not (hook == "forward" and out_if is not None):
+        raise ValidationError("in_interface", "is required when state is present (with hook forward, "
+                                              "out_interface alone is enough)")
     return FilterSet(name, hook, in_if, out_if, allows, policy, params.get("established", True),
-                     params.get("log", False))
+                     params.get("log", False), params.get("log_accepted", False))
+
+
+def logs_policy(fset):
+    """Whether the set logs what its policy drops or rejects (an accepting policy logs nothing)."""
+    return fset.log and fset.policy in ("drop", "reject")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,11 +214,12 @@ def render_iptables_lines(fset, family):
                         parts += ["-p", proto]
                         if allow.port is not None:
                             parts += ["-m", proto, "--dport", format_ports(allow.port, ":")]
-                    parts += [comment, "-j ACCEPT"]
-                    line = " ".join(parts)
-                    if line not in lines:
-                        lines.append(line)
-    if fset.log and fset.policy != "accept":
+                    for line in ([" ".join(parts + ["-m conntrack --ctstate NEW", comment, '-j LOG --log-prefix "%s"'
+                                                    % accepted_log_prefix(fset.name)])]
+                                 if fset.log_accepted else []) + [" ".join(parts + [comment, "-j ACCEPT"])]:
+                        if line not in lines:
+                            lines.append(line)
+    if logs_policy(fset):
         lines.append('-A %s -m limit --limit %s %s -j LOG --log-prefix "%s"' % (
             chain, LOG_LIMIT, comment, log_prefix(fset.name)))
     if fset.policy == "drop":
@@ -211,8 +227,9 @@ def render_iptables_lines(fset, family):
     elif fset.policy == "reject":
         lines.append("-A %s %s -j REJECT --reject-with %s" % (
             chain, comment, "icmp-port-unreachable" if family == 4 else "icmp6-port-unreachable"))
-    else:
+    elif fset.policy == "accept":
         lines.append("-A %s %s -j ACCEPT" % (chain, comment))
+    # "continue": no verdict, the packet returns to the parent chain
     return chain, lines
 
 
@@ -242,9 +259,7 @@ class FilterIptablesBackend(IptablesBackend):
             desired.chains[(scope, chain)] = ""
             desired.entries.extend((scope, chain, line) for line in lines)
             parent = DOCKER_USER if (hook == "FORWARD" and docker_user.get(family)) else hook
-            match = "-i %s" % fset.in_interface
-            if fset.out_interface:
-                match += " -o %s" % fset.out_interface
+            match = " ".join(interface_matches(fset.in_interface, fset.out_interface, "-i %s", "-o %s"))
             desired.jumps.append((scope, parent, "-A %s %s %s -j %s" % (parent, match, ipt_comment(set_name), chain)))
         return desired
 
@@ -262,9 +277,7 @@ def _nft_net(text):
 
 def render_nft_lines(fset):
     """The set's base chain rules in ``nft list`` form."""
-    iface = ['iifname "%s"' % fset.in_interface]
-    if fset.out_interface:
-        iface.append('oifname "%s"' % fset.out_interface)
+    iface = interface_matches(fset.in_interface, fset.out_interface, 'iifname "%s"', 'oifname "%s"')
     comment = 'comment "%s"' % tag(fset.name)
     lines = []
     if fset.established:
@@ -290,12 +303,15 @@ def render_nft_lines(fset):
                     else:
                         matches = [["meta l4proto %s" % proto]]
                     for match in matches:
-                        line = " ".join(iface + addr + match + ["counter accept", comment])
-                        if line not in lines:
-                            lines.append(line)
-    if fset.log and fset.policy != "accept":
+                        logged = ['ct state new counter log prefix "%s"' % accepted_log_prefix(fset.name), comment]
+                        for line in ([" ".join(iface + addr + match + logged)] if fset.log_accepted else []) + [
+                                " ".join(iface + addr + match + ["counter accept", comment])]:
+                            if line not in lines:
+                                lines.append(line)
+    if logs_policy(fset):
         lines.append(" ".join(iface + ['limit rate 5/minute log prefix "%s"' % log_prefix(fset.name), comment]))
-    lines.append(" ".join(iface + ["counter %s" % fset.policy, comment]))
+    if fset.policy != "continue":  # "continue": the base chain's own policy (accept) lets other tables decide
+        lines.append(" ".join(iface + ["counter %s" % fset.policy, comment]))
     return lines
 
 

@@ -87,9 +87,10 @@ FILTER_ARGUMENT_SPEC = dict(
     in_interface=dict(type="str"),
     out_interface=dict(type="str"),
     allow=dict(type="list", elements="dict", default=[], options=FILTER_ALLOW_OPTIONS),
-    policy=dict(type="str", choices=["drop", "reject", "accept"], default="drop"),
+    policy=dict(type="str", choices=["drop", "reject", "accept", "continue"], default="drop"),
     established=dict(type="bool", default=True),
     log=dict(type="bool", default=False),
+    log_accepted=dict(type="bool", default=False),
     persist_path=dict(type="path"),
 )
 

@@ -75,6 +75,35 @@ def test_render_nft():
         'iifname "wg0" counter reject comment "wgsp-f:input"']
 
 
+ACCESS = {"name": "access", "backend": "iptables", "hook": "forward", "out_interface": "wg0", "established": False,
+          "allow": [{"proto": "tcp", "port": 80, "destinations": ["10.7.0.2"]}], "policy": "continue",
+          "log_accepted": True}
+
+
+def test_log_accepted_and_continue_render_a_set_that_only_accepts_and_logs():
+    """A proxy's access log: forwarded to wg0 from any interface, each allowed new connection logged
+    before it is accepted, and no verdict for the rest (no final rule: it returns to FORWARD)."""
+    tag = TAG % "access"
+    chain, v4 = render_iptables_lines(fset(ACCESS), 4)
+    assert v4 == [
+        '-A WGSP-ACCESS-FLT -d 10.7.0.2/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate NEW %s '
+        '-j LOG --log-prefix "wgsp-access-new "' % tag,
+        "-A WGSP-ACCESS-FLT -d 10.7.0.2/32 -p tcp -m tcp --dport 80 %s -j ACCEPT" % tag]
+    assert render_iptables_lines(fset(ACCESS), 6)[1] == []
+    assert render_nft_lines(fset(ACCESS)) == [
+        'oifname "wg0" ip daddr 10.7.0.2 tcp dport 80 ct state new counter log prefix "wgsp-access-new " '
+        'comment "wgsp-f:access"',
+        'oifname "wg0" ip daddr 10.7.0.2 tcp dport 80 counter accept comment "wgsp-f:access"']
+    runner = FakeRunner()
+    rs = RuleSet(runner, "access", "iptables", which=which_all, kind="filter")
+    assert rs.run([fset(ACCESS)])["changed"]
+    tables = runner.fam[4].tables["filter"]
+    assert tables["FORWARD"] == ["-A FORWARD -o wg0 %s -j WGSP-ACCESS-FLT" % tag] and tables[chain] == v4
+    assert not rs.run([fset(ACCESS)])["changed"]
+    # log (a policy log) means nothing with continue; the policy's own log stays for drop/reject
+    assert render_iptables_lines(fset(dict(ACCESS, log=True)), 4)[1] == v4
+
+
 @pytest.mark.parametrize("change,field", [
     ({"allow": [{"proto": "icmp", "port": 8}]}, "allow[0].port"),
     # ansible-core's ArgumentSpecValidator judges the suboptions first, as the module does
@@ -91,6 +120,9 @@ def test_render_nft():
     ({"in_interface": "w g0"}, "in_interface"),
     ({"in_interface": "x" * 16}, "in_interface"),
     ({"in_interface": None}, "in_interface"),
+    ({"in_interface": None, "hook": "input", "out_interface": "wg0"}, "out_interface"),
+    ({"in_interface": None, "hook": "forward"}, "in_interface"),
+    ({"policy": "return"}, "wg_filter"),
     ({"out_interface": "wg0"}, "out_interface"),
     ({"name": "Bad-Name"}, "name"),
     ({"name": "a" * 13}, "name"),
