@@ -141,7 +141,10 @@ def test_host_services_follow_the_switch_not_forward_to_host():
 
 def test_access_log_is_a_proxy_option():
     proxy = convert(PROXY + "WG_LOG_ACCESS=true\n", "h")
-    assert "connections a proxy forwards" in dict(proxy["unmapped"])["WG_LOG_ACCESS"]  # (no such log in the role yet)
+    assert proxy["mapped"]["proxy_client_log_access"] is True
+    for typed in ("1", "yes", "TRUEE", ""):  # only `true` is true in the original
+        assert convert(PROXY + "WG_LOG_ACCESS=%s\n" % typed, "h")["mapped"]["proxy_client_log_access"] is False
+    assert "WG_LOG_ACCESS" not in dict(proxy["unmapped"])
     share = convert(SHARE + "WG_LOG_ACCESS=true\n", "h")
     assert "share_client_log_access" not in share["mapped"]
     assert "not read in share mode" in dict(share["unmapped"])["WG_LOG_ACCESS"]

@@ -225,10 +225,9 @@ def _map_proxy(key, value, mapped, values):
     elif key == "WG_LOG_PUBLIC_ACCESS":
         return _set_bool(mapped, p + "log_public_access", key, value)
     elif key == "WG_LOG_ACCESS":
-        on = original_bool(key, value)[0]
-        return SKIP, ("%s: the original logs (prefix WG-ACCESS) the connections a proxy forwards to its access "
-                      "services; the proxy_client role has no such log yet, so it is not carried over"
-                      % ("true" if on else "false (nothing to carry over)"))
+        # the original's LOG rule came after its ACCEPT and so logged nothing; the role logs each
+        # new connection to an access service (prefix wgsp-access-new)
+        return _set_bool(mapped, p + "log_access", key, value)
     elif key in ("WG_DOCKER_ALLOWED_HOSTS", "WG_EXTERNAL_FORWARDING"):
         return SKIP, EVERY_MODE % ("share_client_services" if key == "WG_DOCKER_ALLOWED_HOSTS"
                                    else "share_client_external_forwards")
