@@ -15,10 +15,13 @@ import pytest
 
 from conftest import REPO, require, require_root_tools
 
-PREFIX = "wgsp-fault"
-# Subnets of its own (the molecule scenarios use the same ones, one after the other): the test runs
-# beside a running `make demo`, whose networks Docker would refuse to overlap.
-NETS = {"under": "192.168.31", "app": "192.168.41", "public": "192.0.2"}
+# Its own prefix and subnets (the molecule scenarios use the same ones, one after the other): the test
+# runs beside a running `make demo`, whose networks Docker would refuse to overlap. Both can be moved
+# (WGSP_FAULT_PREFIX=wgsp-rows WGSP_FAULT_NETS=under=192.168.33,app=192.168.43,public=198.18.0) to run
+# it beside a molecule scenario; tests/unit/test_lab_subnets.py checks the defaults.
+PREFIX = os.environ.get("WGSP_FAULT_PREFIX") or "wgsp-fault"
+NETS = dict({"under": "192.168.31", "app": "192.168.41", "public": "192.0.2"},
+            **dict(item.strip().split("=", 1) for item in os.environ.get("WGSP_FAULT_NETS", "").split(",") if item.strip()))
 LAB_VARS = ["-e", "wgsp_lab_prefix=" + PREFIX] + [
     arg for name, prefix in sorted(NETS.items()) for arg in ("-e", "wgsp_lab_%s=%s" % (name, prefix))]
 INVENTORY = os.path.join(REPO, "inventories", "lab", "hosts.yml")
