@@ -14,7 +14,10 @@ python3-pyroute2, no PyPI). ``site.yml`` reaches them over SSH as the non-root u
   (``ROUNDS``: ``make test`` runs the first round, one order per release):
   systemd's ``wg-quick@wg0`` (enabled by the roles) brings back the tunnel, routes and rule sets
   with no Ansible run, the public request is answered again, and the interface, peers, routes and
-  every rule of ours (and where it is jumped to from) are exactly what the converge left.
+  every rule of ours (and where it is jumped to from) are exactly what the converge left;
+- the README's disconnect row on the proxy (systemd: the boot unit is stopped and disabled, every
+  trace of the tunnel goes, the key stays; a second run changes nothing), then its reconnect row
+  (``site.yml -l proxy:wg_server``) brings back exactly the converged state and the public request.
 """
 
 import difflib
@@ -34,7 +37,8 @@ from conftest import REPO, require, require_root_tools
 import vmlab  # tests/vmlab/vmlab.py
 
 pytestmark = pytest.mark.vmlab
-RELEASES = ("bookworm", "trixie")
+# WGSP_VMLAB_RELEASES=bookworm runs one release's lab alone (while working on it); make test runs both.
+RELEASES = tuple(r for r in os.environ.get("WGSP_VMLAB_RELEASES", "bookworm,trixie").split(",") if r)
 BODY = "wgsp kernel lab service"
 TIMEOUT = int(os.environ.get("WGSP_VMLAB_TIMEOUT", "900"))
 # Check mode on fresh hosts costs a whole playbook run under emulation (7 min): molecule runs it on
@@ -90,12 +94,12 @@ def fingerprint(lab, name):
     return lab.ssh(name, FINGERPRINT).stdout
 
 
-def ansible_playbook(inventory, *args, timeout=TIMEOUT):
+def ansible_playbook(inventory, *args, timeout=TIMEOUT, playbook="site.yml"):
     env = dict(os.environ)
     env.update({"PATH": os.path.join(REPO, ".venv", "bin") + os.pathsep + env.get("PATH", ""),
                 "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_PIPELINING": "1"})
-    proc = subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(REPO, "site.yml")] + list(args),
+    proc = subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(REPO, playbook)] + list(args),
                           cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
     return proc
 
@@ -317,3 +321,33 @@ ROUNDS = {
 def test_real_reboot_restores_everything(kernel_lab, round_):
     kernel_lab.group.result("reboot-%s" % round_, kernel_lab.release,
                             lambda lab: _reboot_restores_everything(lab, ROUNDS[round_][lab.release]))
+
+
+def _disconnect_then_reconnect(lab):
+    disconnect = os.path.join("playbooks", "disconnect.yml")
+    proc = ansible_playbook(lab.inventory, "-l", "proxy", playbook=disconnect)
+    assert proc.returncode == 0 and recap(proc.stdout)["proxy"]["changed"] > 0, _fail(lab, proc, "disconnect.yml")
+    assert "proxy: not configured: no wg0 interface" in proc.stdout, proc.stdout[-3000:]
+    unit = lab.ssh("proxy", "systemctl is-enabled wg-quick@wg0; systemctl is-active wg-quick@wg0", check=False).stdout.split()
+    assert unit == ["disabled", "inactive"], "wg-quick@wg0 after disconnect: %s" % unit
+    assert lab.ssh("proxy", "ip link show wg0", check=False).returncode != 0, "wg0 is still there"
+    rules = lab.ssh("proxy", "sudo sh -c 'iptables-save; ip6tables-save; nft list ruleset'").stdout
+    assert "wgsp" not in rules.lower(), rules
+    files = lab.ssh("proxy", "sudo ls /etc/wireguard /etc/wg-service-proxy", check=False).stdout.split()
+    assert "wg0.key" in files and not [f for f in files if f.endswith((".conf", ".json", ".rules"))], files
+    assert public_request(lab.public_port, timeout=5)[0] is None, "the published port still answers"
+    proc = ansible_playbook(lab.inventory, "-l", "proxy", playbook=disconnect)
+    assert proc.returncode == 0 and recap(proc.stdout)["proxy"]["changed"] == 0, _fail(lab, proc, "disconnect.yml (again)")
+    # the README's reconnect: the host and the hub
+    proc = ansible_playbook(lab.inventory, "-l", "proxy:wg_server")
+    assert proc.returncode == 0 and recap(proc.stdout)["proxy"]["changed"] > 0, _fail(lab, proc, "site.yml -l proxy:wg_server")
+    assert lab.ssh("proxy", "systemctl is-enabled wg-quick@wg0").stdout.strip() == "enabled"
+    status, body = public_request(lab.public_port)
+    assert status == 200 and BODY in body, "after the reconnect: %s %s" % (status, body)
+    after = fingerprint(lab, "proxy")
+    assert after == lab.converged["proxy"], "the proxy after disconnect and reconnect:\n%s" % "\n".join(
+        difflib.unified_diff(lab.converged["proxy"].splitlines(), after.splitlines(), "converged", "reconnected", lineterm=""))
+
+
+def test_disconnect_then_reconnect(kernel_lab):
+    kernel_lab.group.result("disconnect", kernel_lab.release, _disconnect_then_reconnect)
