@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from collections.abc import Mapping
 import ipaddress
 import os
 import re
@@ -317,7 +318,27 @@ def host_tunnel(host_vars, groups):
         value = host_vars.get(key) if host_vars else None
         return value if value not in (None, "") else defaults.get(key)
 
-    return {"role": role, "interface": get("interface"), "state_dir": get("state_dir")}
+    interface = get("interface")
+    key_var = "%s_private_key_path" % role
+    key_path = get("private_key_path")
+    key_path = (_check(key_var, None, key_var, check_abs_path, key_path) if key_path
+                else "/etc/wireguard/%s.key" % interface)
+    return {"role": role, "interface": interface, "state_dir": get("state_dir"), "key_path": key_path}
+
+
+def prepared_keys(hosts, hostvars):
+    """The public keys site.yml's first play learned on each host (``__wgsp_key``, the result of its
+    ``wg_key`` task), by inventory name; hosts it did not reach (outside ``--limit``, or
+    a role run alone) are left out, for the caller to read on the host. A key that does not exist yet
+    in check mode is ``None``, as a read there returns it."""
+    known = {}
+    for host in hosts or []:
+        if host not in hostvars:
+            continue
+        result = hostvars[host].get("__wgsp_key")
+        if isinstance(result, Mapping) and "public_key" in result and not result.get("skipped"):
+            known[host] = result.get("public_key")
+    return known
 
 
 def controller_path(path):
@@ -586,6 +607,7 @@ class FilterModule(object):
             "wgsp_host_address": host_address,
             "wgsp_hub_info": hub_info,
             "wgsp_host_tunnel": host_tunnel,
+            "wgsp_prepared_keys": prepared_keys,
             "wgsp_controller_path": controller_path,
             "wgsp_client_routes": client_routes,
             "wgsp_route_commands": route_commands,

@@ -158,3 +158,31 @@ def test_controller_path_is_taken_from_where_ansible_started(tmp_path, monkeypat
     for bad in ("", None, "a\0b"):
         with pytest.raises(AnsibleFilterError):
             f.controller_path(bad)
+
+
+def test_prepared_keys_are_the_keys_site_yml_learned_and_only_those():
+    """site.yml's first play registers each host's wg_key result as __wgsp_key; hosts it did not reach
+    (outside --limit, a role run alone) are left out so the role reads them on the host; a key not made
+    yet in check mode is null, as a read there returns it; a skipped result is no key."""
+    key = "K" * 43 + "="
+    hostvars = {"hub": {"__wgsp_key": {"public_key": key, "path": "/etc/wireguard/wg0.key", "changed": False}},
+                "share1": {"__wgsp_key": {"public_key": None, "generated": True}},
+                "share2": {"__wgsp_key": {"skipped": True, "skip_reason": "Conditional result was False"}},
+                "proxy1": {}}
+    assert f.prepared_keys(["hub", "share1", "share2", "proxy1", "ghost"], hostvars) == {"hub": key, "share1": None}
+    assert f.prepared_keys([], hostvars) == {}
+
+
+@pytest.mark.parametrize("groups, host_vars, expected", [
+    (["share_clients"], {}, "/etc/wireguard/wg0.key"),
+    (["share_clients"], {"share_client_interface": "wgs"}, "/etc/wireguard/wgs.key"),
+    (["proxy_clients"], {"proxy_client_private_key_path": "/srv/keys/p.key"}, "/srv/keys/p.key"),
+    (["wg_server"], {"wg_server_interface": "hub0", "wg_server_private_key_path": ""}, "/etc/wireguard/hub0.key"),
+])
+def test_host_tunnel_knows_the_key_path_site_yml_makes_sure_of(groups, host_vars, expected):
+    assert f.host_tunnel(host_vars, groups)["key_path"] == expected
+
+
+def test_host_tunnel_refuses_a_bad_key_path_naming_the_variable():
+    with pytest.raises(AnsibleFilterError, match="^share_client_private_key_path: must be an absolute path"):
+        f.host_tunnel({"share_client_private_key_path": "keys/wg0.key"}, ["share_clients"])
