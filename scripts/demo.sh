@@ -19,9 +19,9 @@ ansible-playbook -i "$inv" site.yml
 step "3/5 Testing every connection (playbooks/test_connection.yml)"
 ansible-playbook -i "$inv" playbooks/test_connection.yml
 
-step "4/5 A request from the public user to the proxy's public address 203.0.113.20:80"
-echo "\$ docker exec wgsp-lab-public curl -s http://203.0.113.20/"
-docker exec wgsp-lab-public curl -sS --max-time 5 --retry 5 --retry-all-errors http://203.0.113.20/
+step "4/5 A request from the public user to the proxy's public address 198.18.30.20:80"
+echo "\$ docker exec wgsp-lab-public curl -s http://198.18.30.20/"
+docker exec wgsp-lab-public curl -sS --max-time 5 --retry 5 --retry-all-errors http://198.18.30.20/
 
 step "5/5 What each host reports (playbooks/status.yml; wg_status checks handshakes and rules)"
 ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ansible-playbook -i "$inv" playbooks/status.yml | grep -o '"msg": "[^"]*"' | cut -d'"' -f4

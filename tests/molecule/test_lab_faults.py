@@ -26,7 +26,7 @@ import readme_rows  # noqa: E402 pylint: disable=wrong-import-position
 # (WGSP_FAULT_PREFIX=wgsp-rows WGSP_FAULT_NETS=under=192.168.33,app=192.168.43,public=198.18.0) to run
 # it beside a molecule scenario; tests/unit/test_lab_subnets.py checks the defaults.
 PREFIX = os.environ.get("WGSP_FAULT_PREFIX") or "wgsp-fault"
-NETS = dict({"under": "192.168.31", "app": "192.168.41", "public": "192.0.2"},
+NETS = dict({"under": "192.168.31", "app": "192.168.41", "public": "198.18.31"},
             **dict(item.strip().split("=", 1) for item in os.environ.get("WGSP_FAULT_NETS", "").split(",") if item.strip()))
 LAB_VARS = ["-e", "wgsp_lab_prefix=" + PREFIX] + [
     arg for name, prefix in sorted(NETS.items()) for arg in ("-e", "wgsp_lab_%s=%s" % (name, prefix))]

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import REPO, require, require_root_tools
+from hostnets import check, molecule_subnets
 
 SCENARIOS = sorted(
     d for d in os.listdir(os.path.join(REPO, "molecule"))
@@ -37,6 +38,7 @@ def test_molecule_scenario(scenario, release):
     tag = _image_tag(release)
     require(subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False).returncode == 0,
             "test base image %s is missing (run make setup)" % tag)
+    check(molecule_subnets(REPO, scenario).values())  # never a bridge over this machine's own networks
     env = dict(os.environ)
     env.update({
         "PATH": os.path.join(REPO, ".venv", "bin") + os.pathsep + env.get("PATH", ""),
