@@ -1,24 +1,28 @@
-"""Control-plane benchmark of site.yml (issue 6) on the container lab.
+"""Control-plane benchmark of site.yml (issues 6 and 12) on the container lab, over Docker and SSH.
 
 Builds the demo lab's topology from the test base image (like playbooks/lab_up.yml, on the lab's
-internal networks 192.168.30.0/24, 198.51.100.0/24 and 203.0.113.0/24, every name prefixed
-``wgsp-bench-``) with a generated inventory, then times ``ansible-playbook site.yml``:
+internal networks 192.168.30.0/24, 192.168.40.0/24 and 198.18.30.0/24, every name prefixed
+``wgsp-bench-``) with a generated inventory, then, for each size N of the --sizes curve (share
+clients; N = 1 is the seed lab: hub, share1 exposing ``dummy``, proxy1 publishing 80 -> share1:80):
 
-1. N = 1 share client (exactly the lab: hub, share1 exposing the ``dummy`` container, proxy1
-   publishing 80 -> share1:80, a public user): the first run on brand-new containers, then the
-   unchanged re-run (median of RUNS);
-2. N = 5, then N = 10 share clients: the new shares' containers are added, one converging run
-   (timed, reported), then the unchanged re-run (median of RUNS). Share k >= 2 has tunnel address
-   10.7.0.(10+k) and is published by the proxy on port 8000+k.
+1. the new shares' containers are added and site.yml converges them (timed; for N = 1 the first run
+   on brand-new containers); a request from the public user through the proxy must then reach the
+   dummy service;
+2. over each connection (``community.docker.docker``; ``ssh``, through an ``sshd -i`` that ``docker
+   exec`` starts in the container, so no packet leaves the machine and the SSH master connection is
+   kept as on a real fleet): the unchanged re-run of site.yml and ``ansible all -m ping`` (Ansible's
+   own floor: one round trip per host), RUNS times each, interleaved; medians, their ratio, the
+   remote tasks per host (a callback, bench/callback_plugins/wgsp_trace.py, records every task
+   result) and the controller's CPU time.
 
-After each converging run a request from the public user through the proxy must reach the dummy
-service. Everything created is removed at the end, also on failure. Only one lab may use those
-subnets on a machine: if another one (the demo, molecule, the fault test) holds them, the script
-waits up to --wait seconds, then gives up with a message.
+Share k >= 2 has tunnel address 10.7.0.(10+k) (k <= 99), 10.7.1.k beyond, and is published by the
+proxy on port 8000+k. Everything created is removed at the end, also on failure. Only one lab may
+use those subnets on a machine: if another one (the demo, molecule, the fault test) holds them, the
+script waits up to --wait seconds, then gives up with a message.
 
 Results: bench/results/site.md, site.json and site_scaling.png (drawn here, no plotting library).
 
-usage: .venv/bin/python bench/bench_site.py [--runs 3] [--sizes 1,5,10] [--wait 1800]
+usage: .venv/bin/python bench/bench_site.py [--runs 3] [--sizes 1,10,50] [--connections docker,ssh] [--wait 1800]
 """
 
 import argparse
@@ -28,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -40,13 +45,16 @@ import zlib
 
 from benchreport import write_markdown
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "lib"))
+from hostnets import check as check_host_networks  # noqa: E402 pylint: disable=wrong-import-position
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 BIN = os.path.join(REPO, ".venv", "bin")
 PREFIX = "wgsp-bench"
-NETWORKS = {"under": "192.168.30.0/24", "app": "198.51.100.0/24", "public": "203.0.113.0/24"}
+NETWORKS = {"under": "192.168.30.0/24", "app": "192.168.40.0/24", "public": "198.18.30.0/24"}
 HUB_IP, PROXY_UNDER, PROXY_PUBLIC, PUBLIC_USER, DUMMY_IP = (
-    "192.168.30.224", "192.168.30.20", "203.0.113.20", "203.0.113.100", "198.51.100.80")
+    "192.168.30.224", "192.168.30.20", "198.18.30.20", "198.18.30.100", "192.168.40.80")
 DUMMY_CMD = ["sh", "-c", "mkdir -p /srv && echo 'wgsp dummy service' > /srv/index.html && "
              "exec python3 -m http.server 80 --directory /srv"]
 TUNNEL_FLAGS = ["--cap-add", "NET_ADMIN", "--device", "/dev/net/tun", "--sysctl", "net.ipv4.ip_forward=1"]
@@ -70,15 +78,16 @@ def name(host):
 # ---------------------------------------------------------------- the topology
 
 def share_tunnel(k):
-    return "10.7.0.2" if k == 1 else "10.7.0.%d" % (10 + k)
+    return "10.7.0.2" if k == 1 else "10.7.0.%d" % (10 + k) if k <= 99 else "10.7.1.%d" % k
 
 
 def share_port(k):
     return 80 if k == 1 else 8000 + k
 
 
-def inventory(n):
-    """The lab's inventory (inventories/lab) for n share clients, as one YAML (JSON) document."""
+def inventory(n, connection="docker", key=None):
+    """The lab's inventory (inventories/lab) for n share clients, as one YAML (JSON) document, reached
+    over ``connection`` (``docker``, or ``ssh`` with the private key ``key``)."""
     service = {"name": "dummy", "container": name("dummy"), "proto": "tcp", "port": 80}
     shares = {"share%d" % k: {"ansible_host": name("share%d" % k), "share_client_address": share_tunnel(k) + "/32",
                               "share_client_services": [service], "share_client_docker_network": name("app")}
@@ -87,8 +96,14 @@ def inventory(n):
              "proxy_client_access_services": ["%s:80" % share_tunnel(k) for k in range(1, n + 1)],
              "proxy_client_public_ports": ["%d:%s:80" % (share_port(k), share_tunnel(k)) for k in range(1, n + 1)],
              "proxy_client_public_interface": NETWORKS["public"]}
+    conn = {"ansible_connection": "community.docker.docker"}
+    if connection == "ssh":
+        # UsePAM=no: the container has no systemd, and pam_systemd waits 40 s for logind per connection.
+        conn = {"ansible_connection": "ssh", "ansible_user": "root", "ansible_ssh_private_key_file": key,
+                "ansible_ssh_common_args": "-o ProxyCommand='docker exec -i %h /usr/sbin/sshd -i -o UsePAM=no' "
+                                           "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"}
     return {"all": {
-        "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"},
+        "vars": dict(conn, ansible_python_interpreter="/usr/bin/python3"),
         "children": {
             "wg_server": {"hosts": {"hub": {"ansible_host": name("hub")}},
                           "vars": {"wg_server_address": "10.7.0.1/24", "wg_server_endpoint": HUB_IP + ":51820"}},
@@ -106,8 +121,9 @@ def containers(n):
         "public": ("public", [("public", PUBLIC_USER)], False, False, None),
     }
     for k in range(1, n + 1):
-        specs["share%d" % k] = ("share%d" % k, [("under", "192.168.30.%d" % (100 + k)), ("app", "198.51.100.%d" % (100 + k))],
+        specs["share%d" % k] = ("share%d" % k, [("under", "192.168.30.%d" % (100 + k)), ("app", "192.168.40.%d" % (100 + k))],
                                 True, True, None)
+    assert n <= 120, "the lab's /24 networks hold 120 shares at most"
     return specs
 
 
@@ -132,6 +148,7 @@ class Topology:
         return busy
 
     def create_networks(self, wait):
+        check_host_networks(NETWORKS.values())  # never a bridge over this machine's own networks
         deadline = time.time() + wait
         while True:
             busy = self.subnets_in_use()
@@ -183,7 +200,7 @@ def remove_leftovers():
     """Containers and networks of an interrupted earlier run of this benchmark (name prefix + label)."""
     for kind in ("container", "network"):
         extra = ["-a"] if kind == "container" else []
-        listed = sh(["docker", kind, "ls", *extra, "-q", "--filter", "label=wgsp.bench=1", "--format", "{{.Names}}"
+        listed = sh(["docker", kind, "ls", *extra, "--filter", "label=wgsp.bench=1", "--format", "{{.Names}}"
                      if kind == "container" else "{{.Name}}"]).stdout.split()
         for item in listed:
             if item.startswith(PREFIX + "-"):
@@ -193,23 +210,58 @@ def remove_leftovers():
 
 # ---------------------------------------------------------------- the timed runs
 
-def ansible_env():
+def ansible_env(trace=None):
     env = dict(os.environ)
     env.update({"PATH": BIN + os.pathsep + env.get("PATH", ""), "ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"),
                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+    if trace:
+        env.update({"ANSIBLE_CALLBACK_PLUGINS": os.path.join(HERE, "callback_plugins"),
+                    "ANSIBLE_CALLBACKS_ENABLED": "wgsp_trace", "WGSP_TRACE_FILE": trace})
     return env
 
 
-def site(inventory_path):
-    """One timed run of site.yml; returns (seconds, changed per host)."""
+def timed(argv, trace=None):
+    """Run ``argv`` from the repository; returns (wall seconds, CPU seconds of it and its children, stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, "site.yml"],
-                          cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=1800, check=False)
+    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(trace), capture_output=True, text=True, timeout=3600,
+                          check=False, stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise BenchError("site.yml failed (rc=%d)\n%s\n%s" % (proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:]))
-    changed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", proc.stdout, re.M)}
-    return elapsed, changed
+        raise BenchError("%s failed (rc=%d)\n%s\n%s" % (" ".join(argv[:2]), proc.returncode, proc.stdout[-6000:],
+                                                         proc.stderr[-3000:]))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu, proc.stdout
+
+
+# Actions that run on the controller only (no round trip to the host).
+LOCAL_ACTIONS = {"set_fact", "assert", "include_role", "import_role", "include_tasks", "import_tasks",
+                 "validate_argument_spec", "debug", "meta", "fail"}
+
+
+def remote_tasks(trace):
+    """Task results that went to a host (not skipped, not a controller-only action), per host."""
+    with open(trace) as handle:
+        records = json.load(handle)
+    counts = {}
+    for rec in records:
+        if rec["status"] == "skipped" or rec["action"].rsplit(".", 1)[-1] in LOCAL_ACTIONS:
+            continue
+        counts[rec["host"]] = counts.get(rec["host"], 0) + max(1, rec["items"])
+    return counts
+
+
+def site(inventory_path, trace=None):
+    """One timed run of site.yml; returns (seconds, controller CPU seconds, changed per host)."""
+    elapsed, cpu, out = timed([os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, "site.yml"], trace)
+    changed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", out, re.M)}
+    return elapsed, cpu, changed
+
+
+def ping(inventory_path):
+    elapsed, cpu, _out = timed([os.path.join(BIN, "ansible"), "all", "-i", inventory_path, "-m", "ping"])
+    return elapsed, cpu
 
 
 def check_service(port):
@@ -218,6 +270,20 @@ def check_service(port):
     if proc.returncode != 0 or "wgsp dummy service" not in proc.stdout:
         raise BenchError("public user -> proxy :%d did not reach the dummy service: %s %s" % (
             port, proc.stdout.strip(), proc.stderr.strip()))
+
+
+def enable_ssh(containers_, key):
+    """Let ``ssh root@<container>`` in with ``key``: its public half in root's authorized_keys, host keys
+    and sshd's run directory (sshd itself is started per connection by the inventory's ProxyCommand)."""
+    with open(key + ".pub") as handle:
+        public = handle.read()
+    for cont in containers_:
+        proc = subprocess.run(["docker", "exec", "-i", cont, "sh", "-c",
+                               "mkdir -p /root/.ssh /run/sshd && chmod 700 /root/.ssh && ssh-keygen -A >/dev/null && "
+                               "cat > /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys"],
+                              input=public, capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise BenchError("cannot prepare sshd in %s: %s" % (cont, proc.stderr.strip()))
 
 
 def machine(image):
@@ -236,35 +302,75 @@ def med(values):
     return round(statistics.median(values), 2)
 
 
+def measure(opts, n, path, tmpdir, connection):
+    """The unchanged re-runs and pings of one connection, interleaved; a dict of the figures."""
+    reruns, cpus, rechanged, pings, ping_cpus = [], [], [], [], []
+    trace = os.path.join(tmpdir, "trace-%s-%d.json" % (connection, n))
+    for i in range(opts.runs):
+        elapsed, cpu, again = site(path, trace if i == 0 else None)
+        reruns.append(elapsed)
+        cpus.append(cpu)
+        rechanged.append(sum(again.values()))
+        p_elapsed, p_cpu = ping(path)
+        pings.append(p_elapsed)
+        ping_cpus.append(p_cpu)
+        print("N=%-2d %-6s unchanged re-run %.1f s (changed %d, controller CPU %.1f s); ping %.1f s" % (
+            n, connection, elapsed, rechanged[-1], cpu, p_elapsed), flush=True)
+    tasks = remote_tasks(trace)
+    shares = [tasks.get("share%d" % k, 0) for k in range(1, n + 1)]
+    return {"rerun_s": med(reruns), "rerun_all": [round(x, 2) for x in reruns], "rerun_changed": rechanged,
+            "rerun_cpu_s": med(cpus), "ping_s": med(pings), "ping_all": [round(x, 2) for x in pings],
+            "ping_cpu_s": med(ping_cpus), "ratio": round(med(reruns) / med(pings), 2),
+            "remote_tasks": {"hub": tasks.get("hub", 0), "share": max(shares), "proxy1": tasks.get("proxy1", 0)}}
+
+
 def run(opts, topo, tmpdir):
-    data = {"machine": machine(topo.image), "runs": opts.runs, "sizes": []}
+    data = {"machine": machine(topo.image), "runs": opts.runs, "connections": opts.connections, "sizes": []}
+    key = os.path.join(tmpdir, "id_bench")
+    sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key])
     topo.create_networks(opts.wait)
     previous = 0
     for n in opts.sizes:
+        added = [c for c in containers(n) if name(c) not in topo.containers]
         topo.add(containers(n))
-        path = os.path.join(tmpdir, "hosts-%d.yml" % n)
-        with open(path, "w") as handle:
-            json.dump(inventory(n), handle, indent=1)
-        first, changed = site(path)
+        enable_ssh([name(c) for c in added if containers(n)[c][2]], key)
+        paths = {}
+        for connection in opts.connections:
+            paths[connection] = os.path.join(tmpdir, "hosts-%s-%d.yml" % (connection, n))
+            with open(paths[connection], "w") as handle:
+                json.dump(inventory(n, connection, key), handle, indent=1)
+        first, first_cpu, changed = site(paths[opts.connections[0]])
         check_service(share_port(n))
         print("N=%-2d %s run %.1f s (changed %d)" % (
             n, "first" if previous == 0 else "converging (+%d shares)" % (n - previous), first, sum(changed.values())),
             flush=True)
-        reruns, rechanged = [], []
-        for _i in range(opts.runs):
-            elapsed, again = site(path)
-            reruns.append(elapsed)
-            rechanged.append(sum(again.values()))
-            print("N=%-2d unchanged re-run %.1f s (changed %d)" % (n, elapsed, rechanged[-1]), flush=True)
+        row = {"shares": n, "hosts": n + 2, "added": n - previous, "converge_s": round(first, 2),
+               "converge_cpu_s": round(first_cpu, 2), "converge_changed": sum(changed.values()),
+               "converge_connection": opts.connections[0]}
+        for connection in opts.connections:
+            row[connection] = measure(opts, n, paths[connection], tmpdir, connection)
         check_service(share_port(1))
-        data["sizes"].append({"shares": n, "added": n - previous, "converge_s": round(first, 2),
-                              "converge_changed": changed, "rerun_s": med(reruns),
-                              "rerun_all": [round(x, 2) for x in reruns], "rerun_changed": rechanged})
+        data["sizes"].append(row)
         previous = n
-    first = data["sizes"][0]
-    data["first_run_s"] = first["converge_s"]
-    data["rerun_ratio"] = round(first["rerun_s"] / first["converge_s"], 3)
-    data["target_met"] = data["rerun_ratio"] < 0.40
+    first, last = data["sizes"][0], data["sizes"][-1]
+    conn0 = opts.connections[0]
+    targets = []
+    for connection in opts.connections:
+        targets.append({"target": "seed lab re-run <= 3x `ansible all -m ping`", "connection": connection,
+                        "figures": "%.1f s / %.1f s" % (first[connection]["rerun_s"], first[connection]["ping_s"]),
+                        "ratio": first[connection]["ratio"], "met": first[connection]["ratio"] <= 3})
+    for connection in opts.connections:
+        if last is not first:
+            ratio = round(last[connection]["rerun_s"] / first[connection]["rerun_s"], 2)
+            targets.append({"target": "%d shares: re-run <= 2x the 1-share re-run" % last["shares"],
+                            "connection": connection, "figures": "%.1f s / %.1f s" % (
+                                last[connection]["rerun_s"], first[connection]["rerun_s"]),
+                            "ratio": ratio, "met": ratio <= 2})
+    ratio = round(first["converge_s"] / first[conn0]["rerun_s"], 2)
+    targets.append({"target": "first converge of the seed lab <= 2x its re-run", "connection": conn0,
+                    "figures": "%.1f s / %.1f s" % (first["converge_s"], first[conn0]["rerun_s"]),
+                    "ratio": ratio, "met": ratio <= 2})
+    data["targets"] = targets
     return data
 
 
@@ -293,6 +399,7 @@ GLYPHS = {
     "Y": "#...##...#.#.#...#....#....#....#..",
 }
 WHITE, BLACK, GREY, BLUE, ORANGE = (255, 255, 255), (0, 0, 0), (210, 210, 210), (31, 119, 180), (230, 120, 20)
+GREEN, PURPLE = (44, 160, 44), (148, 103, 189)
 
 
 class Canvas:
@@ -338,11 +445,22 @@ class Canvas:
                          + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
+def series(data):
+    """(label, color, dash, width, key function) of each line of the plot."""
+    lines = [("FIRST RUN / RUN ADDING SHARES", ORANGE, 6, 3, lambda r: r["converge_s"])]
+    colors = {"docker": BLUE, "ssh": GREEN}
+    for conn in data["connections"]:
+        lines.append(("RE-RUN, %s" % conn.upper(), colors.get(conn, PURPLE), 0, 3, lambda r, c=conn: r[c]["rerun_s"]))
+        lines.append(("PING, %s" % conn.upper(), colors.get(conn, PURPLE), 3, 1, lambda r, c=conn: r[c]["ping_s"]))
+    return lines
+
+
 def plot(data, path):
-    canvas = Canvas(720, 440)
-    left, right, top, bottom = 90, 690, 70, 370
+    canvas = Canvas(760, 480)
+    left, right, top, bottom = 90, 730, 150, 410
     rows = data["sizes"]
-    top_value = max(max(r["converge_s"] for r in rows), 1.0)
+    lines = series(data)
+    top_value = max(max(key(r) for _l, _c, _d, _w, key in lines for r in rows), 1.0)
     step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000) if top_value / s <= 8)
     y_max = step * (int(top_value * 1.1 // step) + 1)
     x_max = max(r["shares"] for r in rows) + 1
@@ -353,7 +471,7 @@ def plot(data, path):
     def py(seconds):
         return bottom - int((bottom - top) * seconds / y_max)
 
-    canvas.text(360, 18, "SITE.YML WALL TIME VS SHARE CLIENTS", scale=2, anchor="center")
+    canvas.text(380, 12, "SITE.YML WALL TIME VS SHARE CLIENTS", scale=2, anchor="center")
     for tick in range(0, int(y_max) + 1, step):
         canvas.line(left, py(tick), right, py(tick), GREY)
         canvas.text(left - 10, py(tick) - 7, str(tick), anchor="right")
@@ -363,19 +481,18 @@ def plot(data, path):
         canvas.line(px(row["shares"]), bottom, px(row["shares"]), bottom + 6, BLACK, width=2)
         canvas.text(px(row["shares"]), bottom + 12, str(row["shares"]), anchor="center")
     canvas.text((left + right) // 2, bottom + 40, "SHARE CLIENTS", anchor="center")
-    canvas.text(12, top - 26, "SECONDS", anchor="left")
-    for key, color, dash in (("converge_s", ORANGE, 6), ("rerun_s", BLUE, 0)):
-        points = [(px(r["shares"]), py(r[key])) for r in rows]
+    canvas.text(12, top - 20, "SECONDS", anchor="left")
+    for index, (label, color, dash, width, key) in enumerate(lines):
+        points = [(px(r["shares"]), py(key(r))) for r in rows]
         for (x0, y0), (x1, y1) in zip(points, points[1:]):
-            canvas.line(x0, y0, x1, y1, color, width=3, dash=dash)
+            canvas.line(x0, y0, x1, y1, color, width=width, dash=dash)
         for (x, y), row in zip(points, rows):
-            canvas.rect(x - 4, y - 4, x + 4, y + 4, color)
-            other = row["rerun_s" if key == "converge_s" else "converge_s"]
-            canvas.text(x, y - 26 if row[key] >= other else y + 10, "%.1f" % row[key], color=color, anchor="center")
-    canvas.rect(left + 20, top + 12, left + 40, top + 20, BLUE)
-    canvas.text(left + 48, top + 9, "UNCHANGED RE-RUN (MEDIAN)", color=BLUE)
-    canvas.rect(left + 20, top + 32, left + 40, top + 40, ORANGE)
-    canvas.text(left + 48, top + 29, "FIRST RUN / RUN ADDING SHARES", color=ORANGE)
+            canvas.rect(x - 3, y - 3, x + 3, y + 3, color)
+            if width > 1:
+                canvas.text(x + 8, y - 16, "%.1f" % key(row), color=color, scale=1)
+        lx, ly = left + 20 + (index % 2) * 330, 40 + (index // 2) * 24
+        canvas.line(lx, ly + 5, lx + 24, ly + 5, color, width=width + 2, dash=dash)
+        canvas.text(lx + 32, ly, label, color=color)
     canvas.png(path)
 
 
@@ -385,35 +502,50 @@ def write(data, out_dir):
         json.dump(data, handle, indent=2)
         handle.write("\n")
     plot(data, os.path.join(out_dir, "site_scaling.png"))
-    m, first = data["machine"], data["sizes"][0]
+    m = data["machine"]
     lines = [
-        "# site.yml control-plane benchmark (container lab)",
+        "# site.yml control-plane benchmark (container lab, over Docker and SSH)",
         "",
-        "Command: `.venv/bin/python bench/bench_site.py --runs %d --sizes %s`" % (
-            data["runs"], ",".join(str(r["shares"]) for r in data["sizes"])),
+        "Command: `.venv/bin/python bench/bench_site.py --runs %d --sizes %s --connections %s`" % (
+            data["runs"], ",".join(str(r["shares"]) for r in data["sizes"]), ",".join(data["connections"])),
         "",
-        "Machine: %s CPUs (%s), kernel %s, %s, ansible-core %s, image %s, %s; %s." % (
+        "Machine: %s CPUs (%s), kernel %s, %s, ansible-core %s, image %s, %s; %s. The controller, every "
+        "managed host (a container) and the Docker engine share these CPUs." % (
             m["nproc"], m["cpu"], m["kernel"], m["docker"], m["ansible_core"], m["image"], m["forks"] or "forks default",
             m["date"]),
         "",
-        "Wall time of `ansible-playbook -i <generated inventory> site.yml` (connection community.docker.docker,",
-        "the repository's ansible.cfg). N = 1 is the demo lab (hub, share1 exposing `dummy`, proxy1 publishing",
-        "80 -> share1:80); each step up adds share containers, runs site.yml once to converge, then times the",
-        "unchanged re-run (median of %d). Share k >= 2 is published by the proxy on port 8000+k." % data["runs"],
+        "Wall time of `ansible-playbook -i <generated inventory> site.yml` and of `ansible all -i <same> -m ping`",
+        "(the repository's ansible.cfg), both over the same connection on the same lab in the same run, each",
+        "%d times, interleaved; medians. N = 1 is the seed lab (hub, share1 exposing `dummy`, proxy1 publishing"
+        % data["runs"],
+        "80 -> share1:80); each step adds share containers (share k >= 2 published on port 8000+k), converges",
+        "them with one run (over %s), then measures. SSH: `ssh` to each container through an `sshd -i` that"
+        % data["connections"][0],
+        "`docker exec` starts (ProxyCommand), with Ansible's usual ControlMaster/ControlPersist connection reuse.",
         "",
-        "| target (issue 6) | first run (s) | unchanged re-run (s) | ratio | met |",
-        "| --- | ---: | ---: | ---: | --- |",
-        "| re-run < 40%% of the first run | %.1f | %.1f | %.0f%% | %s |" % (
-            first["converge_s"], first["rerun_s"], 100 * data["rerun_ratio"], "yes" if data["target_met"] else "**no**"),
+        "| target (issue 12) | connection | measured | ratio | met |",
+        "| --- | --- | --- | ---: | --- |",
+    ]
+    for target in data["targets"]:
+        lines.append("| %s | %s | %s | %.2fx | %s |" % (target["target"], target["connection"], target["figures"],
+                                                         target["ratio"], "yes" if target["met"] else "**no**"))
+    lines += [
         "",
-        "| share clients | run that converged (s) | changed | unchanged re-run (s), median | all re-runs | changed in re-runs |",
-        "| ---: | ---: | ---: | ---: | --- | --- |",
+        "| shares (hosts) | connection | converging run (s), changed | unchanged re-run (s), median | all re-runs (changed) "
+        "| ping (s), median | re-run / ping | remote tasks per host: hub, a share, proxy1 | controller CPU (s): re-run, ping |",
+        "| ---: | --- | --- | ---: | --- | ---: | ---: | --- | --- |",
     ]
     for row in data["sizes"]:
-        what = "first run" if row["added"] == row["shares"] else "+%d shares" % row["added"]
-        lines.append("| %d | %.1f (%s) | %d | **%.1f** | %s | %s |" % (
-            row["shares"], row["converge_s"], what, sum(row["converge_changed"].values()), row["rerun_s"],
-            ", ".join("%.1f" % x for x in row["rerun_all"]), ", ".join(str(x) for x in row["rerun_changed"])))
+        for conn in data["connections"]:
+            fig = row[conn]
+            converged = ("%.1f (%s), %d" % (row["converge_s"], "first run" if row["added"] == row["shares"]
+                                            else "+%d shares" % row["added"], row["converge_changed"])
+                         if conn == row["converge_connection"] else "")
+            lines.append("| %d (%d) | %s | %s | **%.1f** | %s | %.1f | %.1fx | %d, %d, %d | %.1f, %.1f |" % (
+                row["shares"], row["hosts"], conn, converged, fig["rerun_s"],
+                ", ".join("%.1f (%d)" % (x, c) for x, c in zip(fig["rerun_all"], fig["rerun_changed"])),
+                fig["ping_s"], fig["ratio"], fig["remote_tasks"]["hub"], fig["remote_tasks"]["share"],
+                fig["remote_tasks"]["proxy1"], fig["rerun_cpu_s"], fig["ping_cpu_s"]))
     lines += ["", "![scaling](site_scaling.png)", ""]
     write_markdown(out_dir, "site.md", lines, data.get("notes"))
 
@@ -421,7 +553,8 @@ def write(data, out_dir):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--sizes", default="1,5,10")
+    parser.add_argument("--sizes", default="1,10,50")
+    parser.add_argument("--connections", default="docker,ssh", help="docker, ssh or both (the first converges)")
     parser.add_argument("--wait", type=int, default=1800, help="seconds to wait for another lab to free the subnets")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     parser.add_argument("--replot", action="store_true", help="only rewrite site.md and the PNG from site.json")
@@ -431,6 +564,9 @@ def main():
             write(json.load(handle), opts.out)
         return
     opts.sizes = sorted(int(x) for x in opts.sizes.split(","))
+    opts.connections = [c for c in opts.connections.split(",") if c]
+    if not opts.connections or set(opts.connections) - {"docker", "ssh"}:
+        sys.exit("bench_site: --connections takes docker, ssh or both")
     if not shutil.which("docker") or sh(["docker", "info"], check=False).returncode != 0:
         sys.exit("bench_site: the Docker engine is not running (make setup starts it)")
     sh(["bash", os.path.join(REPO, "tests", "image", "build.sh")], timeout=900)
