@@ -229,8 +229,8 @@ def timed(argv, trace=None):
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise BenchError("%s failed (rc=%d)\n%s\n%s" % (" ".join(argv[:2]), proc.returncode, proc.stdout[-6000:],
-                                                         proc.stderr[-3000:]))
+        raise BenchError("%s failed (rc=%d)\n%s\n%s" % (
+            " ".join(argv[:2]), proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:]))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return elapsed, cpu, proc.stdout
 
@@ -527,8 +527,9 @@ def write(data, out_dir):
         "| --- | --- | --- | ---: | --- |",
     ]
     for target in data["targets"]:
-        lines.append("| %s | %s | %s | %.2fx | %s |" % (target["target"], target["connection"], target["figures"],
-                                                         target["ratio"], "yes" if target["met"] else "**no**"))
+        lines.append("| %s | %s | %s | %.2fx | %s |" % (
+            target["target"], target["connection"], target["figures"], target["ratio"],
+            "yes" if target["met"] else "**no**"))
     lines += [
         "",
         "| shares (hosts) | connection | converging run (s), changed | unchanged re-run (s), median | all re-runs (changed) "
