@@ -320,10 +320,14 @@ def host_tunnel(host_vars, groups):
 
     interface = get("interface")
     key_var = "%s_private_key_path" % role
-    key_path = get("private_key_path")
-    key_path = (_check(key_var, None, key_var, check_abs_path, key_path) if key_path
-                else "/etc/wireguard/%s.key" % interface)
-    return {"role": role, "interface": interface, "state_dir": get("state_dir"), "key_path": key_path}
+    return {"role": role, "interface": interface, "state_dir": get("state_dir"),
+            "key_path": _key_path(key_var, key_var, get("private_key_path"), interface)}
+
+
+def _key_path(var, what, value, interface):
+    """A role's private key file: ``value`` (validated, the error naming ``what``) or, unset, the roles'
+    default ``/etc/wireguard/<interface>.key`` (templated in their defaults, so role_defaults omits it)."""
+    return _check(var, None, what, check_abs_path, value or "/etc/wireguard/%s.key" % interface)
 
 
 def prepared_keys(hosts, hostvars):
@@ -371,8 +375,8 @@ def hub_info(hub, hostvars):
     host = str(vars_.get("ansible_host") or hub)
     endpoint = vars_.get("wg_server_endpoint") or join_host_port(host, port)
     host, endpoint_port = check("wg_server_endpoint", check_endpoint, endpoint)
-    key_path = check("wg_server_private_key_path", check_abs_path,
-                     vars_.get("wg_server_private_key_path") or "/etc/wireguard/%s.key" % interface)
+    key_path = _key_path("wg_server_private_key_path", "%s.wg_server_private_key_path" % hub,
+                         vars_.get("wg_server_private_key_path"), interface)
     return {
         "interface": interface,
         "address": str(address.ip),
