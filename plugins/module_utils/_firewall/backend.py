@@ -260,28 +260,39 @@ def module_output(result, persisted, label, want_diff):
     return output
 
 
+def apply_rule_set(module_name, params, rules, runner, check_mode=False, want_diff=False, conntrack=False):
+    """Bring one validated set (``params`` as its module's spec reads them, ``rules`` from its
+    ``params -> rules`` function) to its state: holding the set's lock, check every boot-script path,
+    plan and apply (in check mode only plan) the set in one transaction, write or remove its boot scripts.
+
+    Returns ``(output, result)``: the result keys wg_dnat and wg_filter share (``module_output``) and
+    the pipeline's own result. Raises ``WgspError``."""
+    kind = MODULE_KINDS[module_name]
+    with set_lock(kind, params["name"]):  # two runs of one set take turns
+        ruleset = RuleSet(runner, params["name"], params["backend"], kind=kind)
+        scripts = check_persist(module_name, params["name"], params["persist_path"], params["state"])
+        result = ruleset.run(rules, state=params["state"], check_mode=check_mode, conntrack=conntrack)
+        persisted = persist_rule_set(module_name, ruleset, params["persist_path"], params["state"],
+                                     check_mode=check_mode, scripts=scripts)
+    label = "%sset %s" % ("" if kind == "dnat" else kind + " ", params["name"])
+    return module_output(result, persisted, label, want_diff), result
+
+
 def run_module(module, runner, module_name, rules_of, conntrack=False):
     """A ``wg_dnat`` / ``wg_filter`` run after argument parsing: validate (``rules_of(params)``, before
-    anything changes), then, holding the set's lock, check every boot-script path, plan and apply (or,
-    in check mode, only plan) the set in one transaction, and write or remove its boot scripts.
+    anything changes), then ``apply_rule_set``.
 
     Returns ``(output, rules, result)``: the result keys both modules share (``module_output``), the
     rules and the pipeline's own result; a ``WgspError`` fails the module."""
     params = module.params
-    kind = MODULE_KINDS[module_name]
     try:
         # The same params -> rules path as rule_set_status (wg_status), so they cannot disagree.
         rules = rules_of(params)
-        with set_lock(kind, params["name"]):  # two runs of one set take turns
-            ruleset = RuleSet(runner, params["name"], params["backend"], kind=kind)
-            scripts = check_persist(module_name, params["name"], params["persist_path"], params["state"])
-            result = ruleset.run(rules, state=params["state"], check_mode=module.check_mode, conntrack=conntrack)
-            persisted = persist_rule_set(module_name, ruleset, params["persist_path"], params["state"],
-                                         check_mode=module.check_mode, scripts=scripts)
+        output, result = apply_rule_set(module_name, params, rules, runner, check_mode=module.check_mode,
+                                        want_diff=module._diff, conntrack=conntrack)
     except WgspError as exc:
         fail_from_error(module, exc)
-    label = "%sset %s" % ("" if kind == "dnat" else kind + " ", params["name"])
-    return module_output(result, persisted, label, module._diff), rules, result
+    return output, rules, result
 
 
 def _status_lines(state):
