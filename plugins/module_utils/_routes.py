@@ -220,7 +220,7 @@ class RouteManager:
 
     def _refuse_foreign(self, route, foreign):
         what = route.field or "routes"
-        raise WgspError("%s: %s would replace the route %s, which wg_route did not install (its routes carry "
+        raise WgspError("%s: %s would replace the route %s, which this collection did not install (its routes carry "
                         "proto %d); it is never replaced or removed: remove it yourself, or give %s another "
                         "metric or table" % (what, route.dest, self._describe(foreign), self.proto, what),
                         field=what)

@@ -146,9 +146,49 @@ options:
   table:
     description:
       - C(Table) setting of the persisted file. The default C(off) stops wg-quick from adding routes
-        for the allowed IPs (routes are managed by the C(wg_route) module).
+        for the allowed IPs (routes are managed with O(routes) or the C(wg_route) module).
     type: str
     default: "off"
+  routes:
+    description:
+      - The routes through the interface, configured in the same run as the interface (one module call
+        instead of C(wg_interface) followed by C(wg_route)). When omitted (the default), routes are not
+        managed.
+      - "When given with O(state=present), after the interface is configured the routes this collection
+        installs on it (routing protocol number C(87); C(ip route) shows C(proto 87)) become exactly the
+        listed ones: missing ones are added, changed ones replaced, unlisted ones removed (like C(wg_route)
+        with C(exclusive=true)). An empty list removes them all."
+      - A listed route that already exists with the same destination, table, metric, interface and gateway
+        (whoever installed it) is left alone.
+      - "A route someone else installed (another protocol number, e.g. C(proto boot) or C(proto kernel), or
+        another route type such as C(blackhole)) is never replaced or removed: when it holds a listed
+        route's destination, table and metric, the run fails naming the route and the O(routes) entry."
+      - Every entry is validated before anything is touched; errors name the entry (C(routes[0].gateway)).
+      - In check mode the routes are only planned; a new interface's routes are all reported as added.
+      - Ignored with O(state=absent) - deleting the interface removes its routes.
+      - The routes are not written to the persisted wg-quick file; to restore them at boot, add them as
+        O(post_up) commands (the roles use the C(wgsp_route_commands) filter).
+    type: list
+    elements: dict
+    version_added: 0.1.0
+    suboptions:
+      dest:
+        description: Destination network (CIDR, host bits zero) or a single address; no IPv6 scope id.
+        type: str
+        required: true
+      table:
+        description:
+          - Routing table number (1-4294967295) or V(main) (254), V(default) (253); V(main) when unset.
+          - The kernel's V(local) table (C(255)) and C(0) are refused, by name and by number.
+        type: raw
+      metric:
+        description:
+          - Route metric (priority); the kernel's default when unset (0 for IPv4, 1024 for IPv6).
+          - The kernel stores an IPv6 metric of 0 as 1024.
+        type: int
+      gateway:
+        description: Next hop address (same family as O(routes[].dest)); unset for a device route.
+        type: str
   post_up:
     description:
       - Commands written as C(PostUp) lines of the persisted file (for example to re-apply firewall
@@ -177,6 +217,8 @@ attributes:
     description:
       - Before/after of addresses, ports, MTU, peers and files. The private key is shown as its public
         key; preshared keys as C(<preshared key set>) or C(<preshared key changed>).
+      - With O(routes) given and O(state=present), a list of two diffs - the interface's first, then the
+        collection's routes on the interface (header C(routes on <name>)).
   platform:
     support: full
     description: Linux only (netlink, tun, wireguard-go).
@@ -198,8 +240,10 @@ notes:
     exercise the userspace backend (real C(wireguard-go) in network namespaces). The kernel backend is
     unit-tested at the socket boundary (the exact netlink bytes and flags) and run in a qemu VM that
     boots Debian's kernel with its WireGuard module, with Debian's own python3-pyroute2.
-  - Routes for the allowed IPs are not added; use the C(wg_route) module.
+  - Routes for the allowed IPs are not added by themselves; list them in O(routes) (or use the
+    C(wg_route) module).
 seealso:
+  - module: wgsp.service_proxy.wg_route
   - name: WireGuard cross-platform userspace API
     description: The UAPI protocol the userspace backend speaks.
     link: https://www.wireguard.com/xplatform/
@@ -232,6 +276,23 @@ EXAMPLES = r"""
         allowed_ips: [10.7.0.0/24]
         persistent_keepalive: 25
   register: wg
+
+- name: Client interface and its routes in one call (the tunnel subnet and a LAN behind the hub)
+  wgsp.service_proxy.wg_interface:
+    name: wg0
+    addresses: [10.7.0.2/32]
+    peers:
+      - public_key: "{{ hostvars['hub'].wg_public_key }}"
+        endpoint: hub.example.net:51820
+        allowed_ips: [10.7.0.0/24, 192.168.50.0/24]
+        persistent_keepalive: 25
+    routes:
+      - dest: 10.7.0.0/24
+      - dest: 192.168.50.0/24
+        metric: 100
+    post_up:
+      - ip route replace 10.7.0.0/24 dev %i proto 87
+      - ip route replace 192.168.50.0/24 dev %i metric 100 proto 87
 
 - name: Publish this host's public key
   ansible.builtin.set_fact:
@@ -328,15 +389,47 @@ key_path:
   returned: when O(state=present)
   type: str
   sample: /etc/wireguard/wg0.key
+routes:
+  description: The normalised routes that were requested (as C(wg_route) returns them).
+  returned: when O(routes) is given and O(state=present)
+  type: list
+  elements: dict
+  version_added: 0.1.0
+  sample: [{dest: 10.7.0.0/24, interface: wg0, table: 254, metric: 0, gateway: null, family: ipv4}]
+routes_added:
+  description: Routes added or replaced (rendered like C(ip route)); planned ones in check mode.
+  returned: when O(routes) is given and O(state=present)
+  type: list
+  elements: str
+  version_added: 0.1.0
+  sample: ["10.7.0.0/24 dev wg0 table 254 metric 0 proto 87"]
+routes_removed:
+  description: The collection's routes on the interface that were removed because they are no longer listed.
+  returned: when O(routes) is given and O(state=present)
+  type: list
+  elements: str
+  version_added: 0.1.0
+  sample: ["10.9.0.0/24 dev wg0 table 254 metric 0 proto 87"]
 """
+
+import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_ifname
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import (
+    ROUTE_PROTO,
+    RouteManager,
+    normalise_routes,
+)
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.interface import WgInterface
+
+# pyroute2's IPRoute as netlink imported it (None without pyroute2: main() fails on HAS_PYROUTE2 first)
+IPRoute = netlink.IPRoute
 
 
 def argument_spec():
@@ -366,7 +459,46 @@ def argument_spec():
         table=dict(type="str", default="off"),
         post_up=dict(type="list", elements="str", default=[]),
         pre_down=dict(type="list", elements="str", default=[]),
+        routes=dict(type="list", elements="dict", options=dict(
+            dest=dict(type="str", required=True),
+            table=dict(type="raw"),
+            metric=dict(type="int"),
+            gateway=dict(type="str"),
+        )),
     )
+
+
+def desired_routes(params):
+    """The validated O(routes) as ``Route`` objects; None when routes are not managed (not given, or
+    O(state=absent): deleting the link removes its routes). Raises ``ValidationError`` naming the entry
+    (``routes[N].x``) before anything is read or touched."""
+    if params["routes"] is None or params["state"] != "present":
+        return None
+    name = check_ifname("name", params["name"])
+    routes = [dict((k, v) for k, v in route.items() if v is not None) for route in params["routes"]]
+    return normalise_routes(routes, name)
+
+
+def apply_routes(iproute, desired, ifname, result, check_mode=False, want_diff=False):
+    """Make the collection's routes (proto ROUTE_PROTO) on ``ifname`` exactly ``desired`` (foreign routes
+    are never touched; a conflict with one fails before any route change); update ``result``."""
+    manager = RouteManager(iproute, proto=ROUTE_PROTO)
+    _oif, adds, deletes, before, after = manager.plan(desired, ifname, "present", exclusive=True,
+                                                      check_mode=check_mode)
+    if (adds or deletes) and not check_mode:
+        manager.apply(adds, deletes)
+    result["routes"] = [route.to_dict() for route in desired]
+    result["routes_added"] = [route.render() for route in adds]
+    result["routes_removed"] = [route.render() for route in deletes]
+    result["actions"] = (list(result.get("actions") or []) + ["remove route %s" % r for r in result["routes_removed"]]
+                         + ["add route %s" % r for r in result["routes_added"]])
+    result["changed"] = bool(result.get("changed") or adds or deletes)
+    if want_diff:
+        header = "routes on %s" % ifname
+        routes_diff = dict(before="".join(x + "\n" for x in before), after="".join(x + "\n" for x in after),
+                           before_header=header, after_header=header)
+        result["diff"] = ([result["diff"]] if result.get("diff") else []) + [routes_diff]
+    return result
 
 
 def main():
@@ -378,10 +510,26 @@ def main():
     if not netlink.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
     try:
+        routes = desired_routes(module.params)
         result = WgInterface(module.params, check_mode=module.check_mode, want_diff=module._diff,
                              runner=CommandRunner(module)).run()
     except WgspError as exc:
         fail_from_error(module, exc)
+    if routes is not None:
+        # the interface is configured: a failure from here on says so (changed)
+        iproute = None
+        try:
+            iproute = IPRoute()
+            apply_routes(iproute, routes, result["interface"], result, check_mode=module.check_mode,
+                         want_diff=module._diff)
+        except WgspError as exc:  # ValidationError included
+            fail_from_error(module, exc, changed=result["changed"])
+        except Exception as exc:  # noqa: BLE001 - netlink errors carry errno and message
+            module.fail_json(msg="routes: netlink: %s" % (exc,), field="routes", changed=result["changed"],
+                             exception=traceback.format_exc())
+        finally:
+            if iproute is not None:
+                iproute.close()
     module.exit_json(**result)
 
 
