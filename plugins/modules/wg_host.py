@@ -71,6 +71,19 @@ options:
     type: list
     elements: str
     default: []
+  boot_units:
+    description:
+      - systemd units to enable at boot (for example V(wg-quick@wg0)), only where systemd runs the host
+        (RV(systemd)); elsewhere (containers, chroots) they are left alone and not reported as changed.
+      - A unit C(systemctl is-enabled) reports C(enabled) (or C(static), C(indirect), C(generated), C(alias))
+        is left alone; any other (C(disabled), C(enabled-runtime), ...) is enabled with C(systemctl enable),
+        which fails clearly for a masked or missing unit. Nothing is started or stopped.
+      - The units are enabled before the record is written.
+      - "Each a unit name: 1-255 characters from C(a-z A-Z 0-9 : _ . @ -), not starting with C(-)."
+    type: list
+    elements: str
+    default: []
+    version_added: 0.1.0
   network:
     description:
       - Also return RV(network), the host's interfaces and addresses (from C(ip -j), iproute2) in the shape
@@ -78,8 +91,8 @@ options:
     type: bool
     default: false
 notes:
-  - The roles call it twice per host - forwarding first, the record last (after every change succeeded),
-    so a failed run leaves the previous record in place.
+  - The roles call it twice per host - forwarding first, the record and the boot unit last (after every
+    change succeeded), so a failed run leaves the previous record in place.
 seealso:
   - module: wgsp.service_proxy.wg_status
 """
@@ -134,7 +147,9 @@ network:
   type: dict
   sample: {interfaces: [lo, eth0], default_ipv4: {interface: eth0}, eth0: {ipv4: {address: 192.0.2.20}, ipv4_secondaries: [], ipv6: []}}
 changes:
-  description: What changed (or would change) - C(forwarding), C(sysctl_path), C(record_path).
+  description:
+    - What changed (or would change) - C(forwarding), C(sysctl_path), C(record_path), and C(boot_units:<unit>)
+      for each unit enabled.
   returned: always
   type: list
   elements: str
@@ -198,6 +213,43 @@ def network_report(module):
     if routes and routes[0].get("dev"):
         report["default_ipv4"] = {"interface": routes[0]["dev"]}
     return report
+
+
+UNIT_RE = re.compile(r"^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]{0,254}$")
+
+
+def check_units(field, names):
+    for index, name in enumerate(names):
+        if not isinstance(name, str) or not UNIT_RE.match(name):
+            raise ValidationError("%s[%d]" % (field, index), "%s is not a systemd unit name (1-255 characters from "
+                                  "a-z A-Z 0-9 : _ . @ -, not starting with -)" % describe(name))
+    return list(names)
+
+
+# What `systemctl is-enabled` prints for a unit that comes up at boot as it is (enabled-runtime does not).
+BOOT_STATES = ("enabled", "static", "indirect", "generated", "alias")
+
+
+def enable_units(module, units, check_mode):
+    """Enable at boot each unit ``systemctl is-enabled`` does not report enabled; returns ``(changes, diff)``."""
+    if not units:
+        return [], []
+    systemctl = module.get_bin_path("systemctl", required=True)
+    changes, diff = [], []
+    for unit in units:
+        _rc, out, _err = module.run_command([systemctl, "is-enabled", "--", unit])
+        state = out.strip() or "disabled"
+        if state in BOOT_STATES:
+            continue
+        changes.append("boot_units:%s" % unit)
+        diff.append({"before_header": "systemctl is-enabled %s" % unit, "after_header": "systemctl is-enabled %s" % unit,
+                     "before": state + "\n", "after": "enabled\n"})
+        if not check_mode:
+            rc, out, err = module.run_command([systemctl, "enable", "--", unit])
+            if rc != 0:
+                raise WgspError("boot_units: systemctl enable %s failed (rc=%d, was %s): %s"
+                                % (unit, rc, state, (err or out).strip()), field="boot_units", rc=rc)
+    return changes, diff
 
 
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,127}$")
@@ -302,6 +354,7 @@ def main():
             record=dict(type="dict"),
             record_path=dict(type="path"),
             network=dict(type="bool", default=False),
+            boot_units=dict(type="list", elements="str", default=[]),
             packages=dict(type="list", elements="str", default=[]),
             userspace_packages=dict(type="list", elements="str", default=[]),
         ),
@@ -310,8 +363,13 @@ def main():
     try:
         packages = check_packages("packages", module.params["packages"])
         userspace = check_packages("userspace_packages", module.params["userspace_packages"])
+        units = check_units("boot_units", module.params["boot_units"])
         host = Host(module.params, module.check_mode)
+        systemd = os.path.isdir(SYSTEMD_RUNNING)
+        unit_changes, unit_diff = enable_units(module, units if systemd else [], module.check_mode)
         live = host.apply()
+        host.changes[:0] = unit_changes
+        host.diff[:0] = unit_diff
     except WgspError as exc:
         fail_from_error(module, exc)
     except (IOError, OSError) as exc:
@@ -319,7 +377,7 @@ def main():
     kernel = kernel_wireguard(module)
     wanted = packages + [name for name in ([] if kernel else userspace) if name not in packages]
     result = dict(changed=bool(host.changes), changes=host.changes, forwarding=live, kernel_wireguard=kernel,
-                  systemd=os.path.isdir(SYSTEMD_RUNNING), packages_missing=missing_packages(module, wanted))
+                  systemd=systemd, packages_missing=missing_packages(module, wanted))
     if module.params["network"]:
         result["network"] = network_report(module)
     if module._diff and host.changes:

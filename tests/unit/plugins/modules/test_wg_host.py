@@ -27,8 +27,11 @@ IP_JSON = json.dumps([
 class Host:
     """The commands of the faked host, each recorded."""
 
-    def __init__(self, installed=("wireguard-tools", "iproute2"), modinfo_rc=1, tools=("modinfo", "dpkg-query", "ip")):
+    def __init__(self, installed=("wireguard-tools", "iproute2"), modinfo_rc=1,
+                 tools=("modinfo", "dpkg-query", "ip", "systemctl"), units=None, enable_rc=0):
         self.installed = set(installed)
+        self.units = dict(units or {})  # unit -> what `systemctl is-enabled` prints
+        self.enable_rc = enable_rc
         self.modinfo_rc = modinfo_rc
         self.tools = tools
         self.calls = []
@@ -42,6 +45,16 @@ class Host:
             assert argv[1:3] == ["-W", "-f"] and argv[3] == "${Package} ${db:Status-Abbrev}\\n"
             lines = ["%s %s" % (pkg, "ii " if pkg in self.installed else "un ") for pkg in argv[4:]]
             return (0 if all(p in self.installed for p in argv[4:]) else 1), "\n".join(lines) + "\n", ""
+        if name == "systemctl":
+            assert argv[2] == "--" and len(argv) == 4
+            state = self.units.get(argv[3], "")
+            if argv[1] == "is-enabled":
+                return (0 if state in ("enabled", "static", "enabled-runtime") else 1), state + "\n", ""
+            assert argv[1] == "enable"
+            if self.enable_rc == 0:
+                self.units[argv[3]] = "enabled"
+                return 0, "", "Created symlink ...\n"
+            return self.enable_rc, "", "Failed to enable unit: Unit file %s is masked.\n" % argv[3]
         if argv[1:3] == ["-j", "address"]:
             return 0, IP_JSON, ""
         if argv[1:4] == ["-j", "-4", "route"]:
@@ -199,3 +212,57 @@ def test_the_public_interface_filter_reads_the_network_report(kernel, monkeypatc
     assert public_interface("2001:db8::/64", net) == "eth0"
     assert public_interface("br-ab12", net) == "br-ab12"
     assert public_interface("wgsp-public", net) is None  # a Docker network name: the role looks it up
+
+
+def test_boot_units_enabled_once_where_systemd_runs(kernel, monkeypatch):
+    (kernel / "run-systemd-system").mkdir()
+    record = kernel / "state" / "wg0.json"
+    args = {"boot_units": ["wg-quick@wg0"], "record_path": str(record), "record": {"version": 1}}
+    host = Host(units={"wg-quick@wg0": "disabled"})
+    check = run(monkeypatch, args, host=host, check_mode=True, diff=True)
+    assert check["changed"] and check["changes"] == ["boot_units:wg-quick@wg0", "record_path"]
+    assert host.units["wg-quick@wg0"] == "disabled" and not record.exists()
+    header = "systemctl is-enabled wg-quick@wg0"
+    assert check["diff"][0] == {"before_header": header, "after_header": header, "before": "disabled\n",
+                                "after": "enabled\n"}
+    first = run(monkeypatch, args, host=host)
+    assert first["changes"] == ["boot_units:wg-quick@wg0", "record_path"] and host.units["wg-quick@wg0"] == "enabled"
+    host.calls = []
+    again = run(monkeypatch, args, host=host)
+    assert not again["changed"] and [c[1] for c in host.calls if c[0].endswith("systemctl")] == ["is-enabled"]
+
+
+def test_enabled_runtime_is_made_persistent_and_static_is_left_alone(kernel, monkeypatch):
+    (kernel / "run-systemd-system").mkdir()
+    host = Host(units={"wg-quick@wg0": "enabled-runtime", "other.service": "static"})
+    result = run(monkeypatch, {"boot_units": ["wg-quick@wg0", "other.service"]}, host=host)
+    assert result["changes"] == ["boot_units:wg-quick@wg0"]
+    assert [c[1:] for c in host.calls if c[0].endswith("systemctl") and c[1] == "enable"] == [
+        ["enable", "--", "wg-quick@wg0"]]
+
+
+def test_boot_units_without_systemd_are_left_alone(kernel, monkeypatch):
+    host = Host(units={"wg-quick@wg0": "disabled"})
+    result = run(monkeypatch, {"boot_units": ["wg-quick@wg0"]}, host=host)
+    assert not result["changed"] and result["systemd"] is False
+    assert not any(c[0].endswith("systemctl") for c in host.calls)
+
+
+def test_a_unit_that_cannot_be_enabled_fails_before_the_record(kernel, monkeypatch):
+    (kernel / "run-systemd-system").mkdir()
+    record = kernel / "wg0.json"
+    host = Host(units={"wg-quick@wg0": "masked"}, enable_rc=1)
+    result = run(monkeypatch, {"boot_units": ["wg-quick@wg0"], "record_path": str(record), "record": {"a": 1}},
+                 host=host)
+    assert result["failed"] and result["field"] == "boot_units" and "masked" in result["msg"]
+    assert not record.exists()
+
+
+@pytest.mark.parametrize("unit", ["-x", "wg quick", "wg-quick@wg0;reboot", "a\nb", "", "x" * 256])
+def test_bad_unit_names_are_refused_before_any_command(kernel, monkeypatch, unit):
+    (kernel / "run-systemd-system").mkdir()
+    host = Host()
+    result = run(monkeypatch, {"boot_units": ["wg-quick@wg0", unit], "forwarding": True,
+                               "sysctl_path": str(kernel / "60.conf")}, host=host)
+    assert result["failed"] and result["field"] == "boot_units[1]" and host.calls == []
+    assert (kernel / "ip_forward").read_text() == "0\n"
