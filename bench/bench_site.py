@@ -264,6 +264,25 @@ def ping(inventory_path):
     return elapsed, cpu
 
 
+def floor_playbook(tmpdir, calls):
+    """A playbook shaped like site.yml that makes ``calls`` remote calls per host and does nothing else:
+    one ping in an all-hosts play (site.yml's key play), the rest as pings in a ``strategy: free`` play
+    (its role play). What ``calls`` round trips per host cost on this lab, with Ansible's own per-task work."""
+    path = os.path.join(tmpdir, "floor-%d.yml" % calls)
+    plays = [{"name": "Floor, first play", "hosts": "all", "gather_facts": False,
+              "tasks": [{"name": "Call 1", "ansible.builtin.ping": {}}]},
+             {"name": "Floor, second play", "hosts": "all", "gather_facts": False, "strategy": "free",
+              "tasks": [{"name": "Call %d" % (i + 2), "ansible.builtin.ping": {}} for i in range(calls - 1)]}]
+    with open(path, "w") as handle:
+        json.dump(plays, handle)  # JSON is YAML
+    return path
+
+
+def floor(inventory_path, playbook):
+    elapsed, cpu, _out = timed([os.path.join(BIN, "ansible-playbook"), "-i", inventory_path, playbook])
+    return elapsed, cpu
+
+
 def check_service(port):
     proc = sh(["docker", "exec", name("public"), "curl", "-sS", "--max-time", "5", "--retry", "10", "--retry-delay", "1",
                "--retry-all-errors", "http://%s:%d/" % (PROXY_PUBLIC, port)], check=False, timeout=120)
@@ -303,24 +322,31 @@ def med(values):
 
 
 def measure(opts, n, path, tmpdir, connection):
-    """The unchanged re-runs and pings of one connection, interleaved; a dict of the figures."""
-    reruns, cpus, rechanged, pings, ping_cpus = [], [], [], [], []
+    """The unchanged re-runs, pings and floors of one connection, interleaved; a dict of the figures.
+    The floor makes as many remote calls per host as the busiest host's re-run made (its first run, traced)."""
+    reruns, cpus, rechanged, pings, ping_cpus, floors = [], [], [], [], [], []
     trace = os.path.join(tmpdir, "trace-%s-%d.json" % (connection, n))
+    tasks, floor_path = None, None
     for i in range(opts.runs):
         elapsed, cpu, again = site(path, trace if i == 0 else None)
+        if tasks is None:
+            tasks = remote_tasks(trace)
+            floor_path = floor_playbook(tmpdir, max(tasks.values()))
         reruns.append(elapsed)
         cpus.append(cpu)
         rechanged.append(sum(again.values()))
         p_elapsed, p_cpu = ping(path)
         pings.append(p_elapsed)
         ping_cpus.append(p_cpu)
-        print("N=%-2d %-6s unchanged re-run %.1f s (changed %d, controller CPU %.1f s); ping %.1f s" % (
-            n, connection, elapsed, rechanged[-1], cpu, p_elapsed), flush=True)
-    tasks = remote_tasks(trace)
+        floors.append(floor(path, floor_path)[0])
+        print("N=%-2d %-6s unchanged re-run %.1f s (changed %d, controller CPU %.1f s); ping %.1f s; floor %.1f s" % (
+            n, connection, elapsed, rechanged[-1], cpu, p_elapsed, floors[-1]), flush=True)
     shares = [tasks.get("share%d" % k, 0) for k in range(1, n + 1)]
     return {"rerun_s": med(reruns), "rerun_all": [round(x, 2) for x in reruns], "rerun_changed": rechanged,
             "rerun_cpu_s": med(cpus), "ping_s": med(pings), "ping_all": [round(x, 2) for x in pings],
             "ping_cpu_s": med(ping_cpus), "ratio": round(med(reruns) / med(pings), 2),
+            "floor_calls": max(tasks.values()), "floor_s": med(floors), "floor_all": [round(x, 2) for x in floors],
+            "floor_ratio": round(med(reruns) / med(floors), 2),
             "remote_tasks": {"hub": tasks.get("hub", 0), "share": max(shares), "proxy1": tasks.get("proxy1", 0)}}
 
 
@@ -522,6 +548,9 @@ def write(data, out_dir):
         "them with one run (over %s), then measures. SSH: `ssh` to each container through an `sshd -i` that"
         % data["connections"][0],
         "`docker exec` starts (ProxyCommand), with Ansible's usual ControlMaster/ControlPersist connection reuse.",
+        "Floor: a playbook shaped like site.yml (one all-hosts play, then a `strategy: free` play) that makes as",
+        "many remote calls per host as the busiest host's re-run (`ansible.builtin.ping` each) and nothing else:",
+        "what that many round trips cost on this lab, timed in the same run.",
         "",
         "| target (issue 12) | connection | measured | ratio | met |",
         "| --- | --- | --- | ---: | --- |",
@@ -533,8 +562,9 @@ def write(data, out_dir):
     lines += [
         "",
         "| shares (hosts) | connection | converging run (s), changed | unchanged re-run (s), median | all re-runs (changed) "
-        "| ping (s), median | re-run / ping | remote tasks per host: hub, a share, proxy1 | controller CPU (s): re-run, ping |",
-        "| ---: | --- | --- | ---: | --- | ---: | ---: | --- | --- |",
+        "| ping (s), median | re-run / ping | floor: calls, s | re-run / floor "
+        "| remote tasks per host: hub, a share, proxy1 | controller CPU (s): re-run, ping |",
+        "| ---: | --- | --- | ---: | --- | ---: | ---: | --- | ---: | --- | --- |",
     ]
     for row in data["sizes"]:
         for conn in data["connections"]:
@@ -542,10 +572,12 @@ def write(data, out_dir):
             converged = ("%.1f (%s), %d" % (row["converge_s"], "first run" if row["added"] == row["shares"]
                                             else "+%d shares" % row["added"], row["converge_changed"])
                          if conn == row["converge_connection"] else "")
-            lines.append("| %d (%d) | %s | %s | **%.1f** | %s | %.1f | %.1fx | %d, %d, %d | %.1f, %.1f |" % (
+            floor_cells = ("%d, %.1f" % (fig["floor_calls"], fig["floor_s"]), "%.1fx" % fig["floor_ratio"]) \
+                if "floor_s" in fig else ("", "")
+            lines.append("| %d (%d) | %s | %s | **%.1f** | %s | %.1f | %.1fx | %s | %s | %d, %d, %d | %.1f, %.1f |" % (
                 row["shares"], row["hosts"], conn, converged, fig["rerun_s"],
                 ", ".join("%.1f (%d)" % (x, c) for x, c in zip(fig["rerun_all"], fig["rerun_changed"])),
-                fig["ping_s"], fig["ratio"], fig["remote_tasks"]["hub"], fig["remote_tasks"]["share"],
+                fig["ping_s"], fig["ratio"], floor_cells[0], floor_cells[1], fig["remote_tasks"]["hub"], fig["remote_tasks"]["share"],
                 fig["remote_tasks"]["proxy1"], fig["rerun_cpu_s"], fig["ping_cpu_s"]))
     lines += ["", "![scaling](site_scaling.png)", ""]
     write_markdown(out_dir, "site.md", lines, data.get("notes"))
