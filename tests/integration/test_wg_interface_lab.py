@@ -239,8 +239,10 @@ def test_ansible_short_and_fqcn_names_and_no_secret_leaks(lab):
     assert "<preshared key set>" in res.stdout
     cmdlines = host.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; true").stdout
     changed_psk = dict(args, peers=[dict(args["peers"][0], preshared_key="{{ wg_psk2 }}")])
+    before = host.run(["wg", "show", "wg0", "dump"], check=False).stdout.count("\n")
     res = ansible("wgsp.service_proxy.wg_interface", changed_psk)
-    assert res.returncode == 0 and "<preshared key changed>" in res.stdout
+    # (on failure: the device's line count before the run - 2 with the peer - and the module's diff and result)
+    assert res.returncode == 0 and "<preshared key changed>" in res.stdout, (before, res.stdout[-3000:])
     res = ansible("wg_interface", dict(changed_psk, listen_port=0))
     assert res.returncode != 0 and "listen_port: must be between 1 and 65535" in res.stdout
     res = ansible("wg_interface", dict(changed_psk, peers=[dict(changed_psk["peers"][0], preshared_key="{{ wg_psk2 }}x")]))
