@@ -127,8 +127,12 @@ class UserspaceBackend:
         env.update({"LC_ALL": "C", "LANG": "C"})
         env.pop("LOG_LEVEL", None)
         try:
+            # A session of its own: wireguard-go's daemon child does not call setsid, so it would stay in
+            # the caller's process group - an Ansible worker's, which Ansible kills as a group when it
+            # terminates a worker still alive at the end of a run (seen on a loaded controller running
+            # the module with connection local): the tunnel went down with the worker.
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=env, close_fds=True)
+                                    stderr=subprocess.PIPE, env=env, close_fds=True, start_new_session=True)
             out, err = proc.communicate(timeout=self.start_timeout)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise CommandError("cannot start %s: %s" % (argv[0], exc), cmd=argv, rc=None, stdout="", stderr=str(exc))

@@ -225,6 +225,17 @@ def test_failed_start_reports_stdout_error(tmp_path):
     assert "Running wireguard-go" not in err.value.msg
 
 
+def test_wireguard_go_runs_in_a_session_of_its_own(tmp_path):
+    """Not in the caller's process group: an Ansible worker that is terminated kills its whole group."""
+    fake = tmp_path / "wireguard-go"
+    out = tmp_path / "stat"
+    fake.write_text("#!/bin/sh\nread -r stat < /proc/$$/stat\necho \"$stat\" > %s\n" % out)
+    fake.chmod(0o755)
+    wg_backends.UserspaceBackend("wg0", socket_dir=str(tmp_path)).start_daemon([str(fake), "wg0"])
+    pgrp, session = (int(x) for x in out.read_text().rsplit(")", 1)[1].split()[2:4])
+    assert session != os.getsid(0) and pgrp != os.getpgrp()
+
+
 # ---------------------------------------------------------------- Also: netlink errors name the option
 
 
