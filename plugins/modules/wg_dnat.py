@@ -309,7 +309,7 @@ from ansible.module_utils.basic import missing_required_lib  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import run_module  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import run_module, set_result  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     DNAT_ARGUMENT_SPEC,
     dnat_rules,
@@ -356,9 +356,7 @@ def main():
         module, runner, "wg_dnat",
         lambda params: dnat_rules(params, runner, lambda p: _resolver(module, p), networks=local_networks()),
         conntrack=module.params["flush_conntrack"])
-    output.update(rules=[rule.to_dict() for rule in rules], stale=[list(m) for m in result["stale"]],
-                  conntrack=result["conntrack"])
-    module.exit_json(**output)
+    module.exit_json(**set_result("wg_dnat", output, rules, result))
 
 
 if __name__ == "__main__":

@@ -261,7 +261,7 @@ persist_path:
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import run_module  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import run_module, set_result  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     FILTER_ARGUMENT_SPEC,
     filter_rules,
@@ -273,9 +273,8 @@ ARGUMENT_SPEC = FILTER_ARGUMENT_SPEC
 
 def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    output, rules, _result = run_module(module, CommandRunner(module), "wg_filter", filter_rules)
-    output["filter"] = rules[0].to_dict() if rules else None
-    module.exit_json(**output)
+    output, rules, result = run_module(module, CommandRunner(module), "wg_filter", filter_rules)
+    module.exit_json(**set_result("wg_filter", output, rules, result))
 
 
 if __name__ == "__main__":

@@ -143,6 +143,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backe
     MODULE_KINDS,
     apply_rule_set,
     check_persist,
+    set_result,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     dnat_rules,
@@ -204,16 +205,6 @@ def prepare(entries, runner):
     return prepared
 
 
-def _set_output(module_name, params, output, rules, result):
-    output = dict(output, module=module_name, name=params["name"])
-    if module_name == "wg_dnat":
-        output.update(rules=[rule.to_dict() for rule in rules], stale=[list(m) for m in result["stale"]],
-                      conntrack=result["conntrack"])
-    else:
-        output["filter"] = rules[0].to_dict() if rules else None
-    return output
-
-
 def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     runner = CommandRunner(module)
@@ -233,7 +224,7 @@ def main():
         diff = output.pop("diff", None)
         if diff is not None:
             diffs.extend(diff if isinstance(diff, list) else [diff])
-        done.append(_set_output(module_name, params, output, rules, result))
+        done.append(dict(set_result(module_name, output, rules, result), module=module_name, name=params["name"]))
     changed = [item["name"] for item in done if item["changed"]]
     result = dict(changed=bool(changed), changed_sets=changed, rule_sets=done)
     if module._diff:

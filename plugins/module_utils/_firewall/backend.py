@@ -278,6 +278,18 @@ def apply_rule_set(module_name, params, rules, runner, check_mode=False, want_di
     return module_output(result, persisted, label, want_diff), result
 
 
+def set_result(module_name, output, rules, result):
+    """``output`` plus the keys only one module returns: ``rules``, ``stale`` and ``conntrack`` (wg_dnat)
+    or ``filter`` (wg_filter)."""
+    output = dict(output)
+    if MODULE_KINDS[module_name] == "dnat":
+        output.update(rules=[rule.to_dict() for rule in rules], stale=[list(m) for m in result["stale"]],
+                      conntrack=result["conntrack"])
+    else:
+        output["filter"] = rules[0].to_dict() if rules else None
+    return output
+
+
 def run_module(module, runner, module_name, rules_of, conntrack=False):
     """A ``wg_dnat`` / ``wg_filter`` run after argument parsing: validate (``rules_of(params)``, before
     anything changes), then ``apply_rule_set``.
