@@ -288,3 +288,19 @@ class RouteManager:
                     raise WgspError("%s: netlink refused to %s the route %s: %s" % (
                         what, "delete" if op == "del" else "add", route.render(), _nl_text(exc)),
                         field=what, errno=getattr(exc, "code", None))
+
+
+def sync_routes(manager, desired, ifname, state="present", exclusive=False, check_mode=False):
+    """Plan ``desired`` (``normalise_routes``) on ``ifname`` with ``manager`` (a ``RouteManager``) and,
+    outside check mode, apply the difference.
+
+    Returns ``(added, removed, diff)``: the routes added or replaced and the routes removed, rendered
+    like ``ip route``, and the before/after of the manager's routes on ``ifname`` (header
+    ``routes on <ifname>``)."""
+    _oif, adds, deletes, before, after = manager.plan(desired, ifname, state, exclusive, check_mode=check_mode)
+    if (adds or deletes) and not check_mode:
+        manager.apply(adds, deletes)
+    header = "routes on %s" % ifname
+    diff = dict(before="".join(x + "\n" for x in before), after="".join(x + "\n" for x in after),
+                before_header=header, after_header=header)
+    return [r.render() for r in adds], [r.render() for r in deletes], diff

@@ -424,6 +424,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import 
     ROUTE_PROTO,
     RouteManager,
     normalise_routes,
+    sync_routes,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.interface import WgInterface
@@ -482,21 +483,15 @@ def desired_routes(params):
 def apply_routes(iproute, desired, ifname, result, check_mode=False, want_diff=False):
     """Make the collection's routes (proto ROUTE_PROTO) on ``ifname`` exactly ``desired`` (foreign routes
     are never touched; a conflict with one fails before any route change); update ``result``."""
-    manager = RouteManager(iproute, proto=ROUTE_PROTO)
-    _oif, adds, deletes, before, after = manager.plan(desired, ifname, "present", exclusive=True,
-                                                      check_mode=check_mode)
-    if (adds or deletes) and not check_mode:
-        manager.apply(adds, deletes)
+    added, removed, routes_diff = sync_routes(RouteManager(iproute, proto=ROUTE_PROTO), desired, ifname,
+                                              exclusive=True, check_mode=check_mode)
     result["routes"] = [route.to_dict() for route in desired]
-    result["routes_added"] = [route.render() for route in adds]
-    result["routes_removed"] = [route.render() for route in deletes]
-    result["actions"] = (list(result.get("actions") or []) + ["remove route %s" % r for r in result["routes_removed"]]
-                         + ["add route %s" % r for r in result["routes_added"]])
-    result["changed"] = bool(result.get("changed") or adds or deletes)
+    result["routes_added"] = added
+    result["routes_removed"] = removed
+    result["actions"] = (list(result.get("actions") or []) + ["remove route %s" % r for r in removed]
+                         + ["add route %s" % r for r in added])
+    result["changed"] = bool(result.get("changed") or added or removed)
     if want_diff:
-        header = "routes on %s" % ifname
-        routes_diff = dict(before="".join(x + "\n" for x in before), after="".join(x + "\n" for x in after),
-                           before_header=header, after_header=header)
         result["diff"] = ([result["diff"]] if result.get("diff") else []) + [routes_diff]
     return result
 

@@ -153,6 +153,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import 
     RouteManager,
     check_table,
     normalise_routes,
+    sync_routes,
 )
 
 try:
@@ -188,17 +189,11 @@ def run(module, iproute):
         check_int("metric", params["metric"], 0, 4294967295)
     routes_in = [dict((k, v) for k, v in r.items() if v is not None) for r in params["routes"]]
     desired = normalise_routes(routes_in, params["interface"], params["table"], params["metric"])
-    manager = RouteManager(iproute, proto=proto)
-    _oif, adds, deletes, before, after = manager.plan(desired, params["interface"], params["state"],
-                                                      params["exclusive"], check_mode=module.check_mode)
-    result = dict(changed=bool(adds or deletes), routes=[r.to_dict() for r in desired],
-                  added=[r.render() for r in adds], removed=[r.render() for r in deletes])
+    added, removed, diff = sync_routes(RouteManager(iproute, proto=proto), desired, params["interface"],
+                                       params["state"], params["exclusive"], check_mode=module.check_mode)
+    result = dict(changed=bool(added or removed), routes=[r.to_dict() for r in desired], added=added, removed=removed)
     if module._diff:
-        result["diff"] = dict(before="".join(x + "\n" for x in before), after="".join(x + "\n" for x in after),
-                              before_header="routes on %s" % params["interface"],
-                              after_header="routes on %s" % params["interface"])
-    if result["changed"] and not module.check_mode:
-        manager.apply(adds, deletes)
+        result["diff"] = diff
     return result
 
 
