@@ -299,7 +299,6 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import report as status_report  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import views as status_views  # noqa: E402
 
 try:
     from pyroute2 import IPRoute  # noqa: E402
@@ -322,38 +321,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def host_readers(iproute):
-    """The live readers of this host: interface, routes through it, the route to an address."""
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import RouteManager
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.interface import read_interface
-
-    manager = RouteManager(iproute)
-
-    def routes(ifname):
-        oif = manager.oif(ifname)
-        return status_views.routes_view(manager.installed(oif, ifname), oif)
-
-    def route_of(address):
-        try:
-            msgs = iproute.route("get", dst=str(address))
-        except Exception:  # noqa: BLE001 - unreachable destinations raise NetlinkError
-            return None
-        for msg in msgs:
-            oif = msg.get_attr("RTA_OIF")
-            if oif is None:
-                continue
-            links = iproute.get_links(oif)
-            return links[0].get_attr("IFLA_IFNAME") if links else str(oif)
-        return None
-
-    return read_interface, routes, route_of
-
-
 def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
-    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import rule_set_status
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.host import status_of
 
     params = module.params
     fail_on = params["fail_on"] or []
@@ -361,14 +333,10 @@ def main():
     iproute = IPRoute()
     result = None
     try:
-        read_interface, routes, route_of = host_readers(iproute)
-        report = status_report.StatusReport(
-            params["interface"], read_interface,
-            lambda name, args: rule_set_status(name, args, runner),
-            routes=routes, route_of=route_of, state_dir=params["state_dir"], state_file=params["state_file"],
-            fresh=params["fresh_seconds"], probe=params["probe"] or "probe" in fail_on,
-            probe_timeout=params["probe_timeout"], hub_probe_port=params["hub_probe_port"])
-        result = report.run()
+        result = status_of(iproute, runner, params["interface"], state_dir=params["state_dir"],
+                           state_file=params["state_file"], fresh=params["fresh_seconds"],
+                           probe=params["probe"] or "probe" in fail_on, probe_timeout=params["probe_timeout"],
+                           hub_probe_port=params["hub_probe_port"])
     except WgspError as exc:
         fail_from_error(module, exc, changed=False)
     except Exception as exc:  # noqa: BLE001 - netlink/UAPI errors carry errno and message

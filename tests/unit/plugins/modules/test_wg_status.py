@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import host as status_host
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_status
 from modharness import FakeHost  # noqa: E402
 from modharness import run_module as run  # noqa: E402
@@ -55,7 +56,7 @@ def run_module(monkeypatch, args, iface, sync=True, check_mode=False):
     with iptables-save), IPRoute, and the interface reader (``iface``, what netlink/UAPI would return)."""
     ipr = FakeIPRoute()
     host = FakeHost([] if sync else [(["iptables-save"], 0, DRIFTED_SAVE, "")])
-    monkeypatch.setattr(wg_status, "host_readers",
+    monkeypatch.setattr(status_host, "host_readers",
                         lambda ipr: (lambda name: iface, lambda name: [], lambda address: "wg0"))
     results, host = run(monkeypatch, wg_status, args, host=host, ipr=ipr, check_mode=check_mode)
     results["_calls"] = {"host": host, "ipr": ipr}
