@@ -119,7 +119,7 @@ def make_dirs(directory, mode):
 
 
 def atomic_write(path, content, mode, dir_mode=0o755):
-    """Write ``content`` to ``path`` with ``mode`` through a temporary file in the same directory
+    """Write ``content`` (text, or bytes) to ``path`` with ``mode`` through a temporary file in the same directory
     (created with ``dir_mode`` when missing) and one rename: readers see the old or the new file."""
     directory = os.path.dirname(path)
     make_dirs(directory, dir_mode)
@@ -127,7 +127,7 @@ def atomic_write(path, content, mode, dir_mode=0o755):
     fd, tmp = tempfile.mkstemp(prefix=".wgsp-", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as handle:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
