@@ -10,6 +10,7 @@
 #   2. ansible-doc of every module and every role
 #   3. ansible-playbook --syntax-check site.yml playbooks/*.yml
 #   4. one real converge on namespace hosts: the restart playbook against a wireguard-go host
+#   5. wg_metrics through `ansible` on a namespace host (the writer is built from the module payload)
 # The versions run side by side. The venvs live in the machine-wide cache like .venv:
 # /var/cache/wgsp/venv-core-<version>-<hash of version, python X.Y and requirements.txt>. A python X.Y
 # that is missing (not on the PATH, not in pyenv) skips that version, and fails it in CI (CI=true).
@@ -150,6 +151,9 @@ assert r.__version__ == '$core', r.__version__"
     "$venv/bin/ansible-playbook" --syntax-check site.yml playbooks/*.yml
   step "converge (restart playbook, namespace hosts)" "${pytest[@]}" \
     tests/integration/test_wg_status_lab.py::test_restart_playbook_reconnects_and_reasserts_rules
+  # wg_metrics builds the metrics writer from Ansible's module payload, whose layout is ansible-core's
+  step "metrics writer from the module payload (namespace hosts)" "${pytest[@]}" \
+    tests/integration/test_wg_metrics_lab.py::test_metrics_follow_the_tunnel_the_traffic_and_the_drift
   echo "-- $core done in $(ms "$start") ms"
 }
 
