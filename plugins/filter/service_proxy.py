@@ -48,6 +48,8 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
     check_port,
     shell_quote,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MAX_INTERVAL as METRICS_MAX_INTERVAL
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MIN_INTERVAL as METRICS_MIN_INTERVAL
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key
 
 PROTOS = PROTO_WORDS
@@ -501,7 +503,8 @@ def _kind(name):
         return "public_interface"
     for suffix, kind in (("_interface", "ifname"), ("_address", "interface_address"),
                          ("_extra_routes", "cidrs"), ("_public_allowed_cidrs", "cidrs"),
-                         ("_state_dir", "dir"), ("_private_key_path", "path"), ("_mtu", "mtu"),
+                         ("_state_dir", "dir"), ("_metrics_textfile_dir", "dir"),
+                         ("_metrics_interval", "interval"), ("_private_key_path", "path"), ("_mtu", "mtu"),
                          ("_persistent_keepalive", "keepalive"), ("_listen_port", "port"),
                          ("_allowed_tcp_ports", "ports"), ("_allowed_udp_ports", "ports"),
                          ("_docker_network", "docker_network"), ("_endpoint", "endpoint"),
@@ -538,6 +541,8 @@ def _check_var(name, value):
         return None if value in (None, "") else check_int(name, value, 68, 65535)
     if kind == "keepalive":
         return check_int(name, value, 0, 65535)
+    if kind == "interval":
+        return check_int(name, value, METRICS_MIN_INTERVAL, METRICS_MAX_INTERVAL)
     if kind == "port":
         return check_port(name, value)
     if kind == "docker_network":

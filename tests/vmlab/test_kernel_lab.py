@@ -15,8 +15,10 @@ python3-pyroute2, no PyPI). ``site.yml`` reaches them over SSH as the non-root u
   systemd's ``wg-quick@wg0`` (enabled by the roles) brings back the tunnel, routes and rule sets
   with no Ansible run, the public request is answered again, and the interface, peers, routes and
   every rule of ours (and where it is jumped to from) are exactly what the converge left;
+- each host's metrics timer (the roles' ``*_metrics``) rewrites its file on its own, and Prometheus'
+  parser reads the tunnel, the rule sets in sync and the share's container address from it;
 - the README's disconnect row on the proxy (systemd: the boot unit is stopped and disabled, every
-  trace of the tunnel goes, the key stays; a second run changes nothing), then its reconnect row
+  trace of the tunnel goes, the metrics writer too, the key stays; a second run changes nothing), then its reconnect row
   (``site.yml -l proxy:wg_server``) brings back exactly the converged state and the public request.
 """
 
@@ -45,17 +47,24 @@ TIMEOUT = int(os.environ.get("WGSP_VMLAB_TIMEOUT", "900"))
 # both releases' containers, so make test leaves it out here (add a release to run it).
 FRESH_CHECK_RELEASES = ()
 
+# Every host exports its metrics (systemd timers, every METRICS_INTERVAL seconds: short, so the lab
+# sees the timer fire again within a few seconds).
+METRICS_INTERVAL = 10
 GROUP_VARS = {
-    "wg_server": {"wg_server_address": "10.7.0.1/24", "wg_server_endpoint": "192.0.2.1:51820"},
+    "wg_server": {"wg_server_address": "10.7.0.1/24", "wg_server_endpoint": "192.0.2.1:51820",
+                  "wg_server_metrics": True, "wg_server_metrics_interval": METRICS_INTERVAL},
 }
 HOST_VARS = {
     "share": {"share_client_address": "10.7.0.2/32", "share_client_services": ["web:tcp:80"],
-              "share_client_docker_network": "app-net"},
+              "share_client_docker_network": "app-net",
+              "share_client_metrics": True, "share_client_metrics_interval": METRICS_INTERVAL},
     "proxy": {"proxy_client_address": "10.7.0.3/32", "proxy_client_access_services": ["10.7.0.2:80"],
               "proxy_client_public_ports": ["%d:10.7.0.2:80" % vmlab.PUBLIC_PORT],
               # the user-mode NIC is the proxy's public side
-              "proxy_client_public_interface": "10.0.2.0/24"},
+              "proxy_client_public_interface": "10.0.2.0/24",
+              "proxy_client_metrics": True, "proxy_client_metrics_interval": METRICS_INTERVAL},
 }
+METRICS_FILE = "/var/lib/prometheus/node-exporter/wgsp_wg0.prom"
 # The share's service: Docker enabled (the image leaves it off) and a busybox httpd container on
 # a user-defined network, restarted by Docker at boot. Made through the Docker API with the host's
 # python3-docker (Debian 13 ships the docker CLI in a separate package, docker-cli).
@@ -323,6 +332,53 @@ def test_real_reboot_restores_everything(kernel_lab, round_):
                             lambda lab: _reboot_restores_everything(lab, ROUNDS[round_][lab.release]))
 
 
+def _metrics(lab, name):
+    """{(name, labels without interface): value} of a host's metrics file, read with Prometheus' parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = lab.ssh(name, "cat %s" % METRICS_FILE).stdout
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "interface"))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def _metrics_written_by_the_timers(lab):
+    modes = {"hub": "server", "share": "share", "proxy": "proxy"}
+    for name in vmlab.HOSTS:
+        unit = lab.ssh(name, "systemctl is-enabled wgsp-metrics-wg0.timer; systemctl is-active wgsp-metrics-wg0.timer",
+                       check=False).stdout.split()
+        assert unit == ["enabled", "active"], "%s: wgsp-metrics-wg0.timer is %s" % (name, unit)
+        first = _metrics(lab, name)[("wgsp_collect_timestamp_seconds", ())]
+        deadline = time.monotonic() + 6 * METRICS_INTERVAL
+        while time.monotonic() < deadline:  # the timer writes the file again, with no Ansible run
+            samples = _metrics(lab, name)
+            if samples[("wgsp_collect_timestamp_seconds", ())] > first:
+                break
+            time.sleep(2)
+        else:
+            raise AssertionError("%s: the timer did not rewrite %s in %ds\n%s" % (name, METRICS_FILE, 6 * METRICS_INTERVAL,
+                                 lab.ssh(name, "sudo journalctl -u wgsp-metrics-wg0 --no-pager | tail -20", check=False).stdout))
+        bad = {k: v for k, v in samples.items() if k[0] in ("wgsp_rule_set_in_sync", "wgsp_collect_success",
+                                                            "wgsp_interface_up") and v != 1}
+        assert not bad, "%s: %s" % (name, bad)
+        assert samples[("wgsp_status", (("status", "connected"),))] == 1, name
+        assert ("wgsp_info", (("backend", "kernel"), ("client_mode", modes[name]),
+                              ("public_key", lab.ssh(name, "sudo wg show wg0 public-key").stdout.strip()))) in samples
+        if name == "hub":
+            assert samples[("wgsp_clients_connected", ())] == 2
+        if name == "share":  # the container's address, asked of the real Docker engine
+            assert samples[("wgsp_container_address_stale", (("container", "web"), ("rule_set", "share")))] == 0
+        if name == "proxy":  # the public requests of the earlier tests passed the published port
+            hits = [v for k, v in samples.items() if k[0] == "wgsp_rule_packets_total" and ("action", "dnat") in k[1]
+                    and ("port", str(vmlab.PUBLIC_PORT)) in k[1]]
+            assert hits and hits[0] > 0, sorted(k for k in samples if k[0] == "wgsp_rule_packets_total")
+
+
+def test_metrics_written_by_the_timers(kernel_lab):
+    """After the converge (and, in make test, a reboot): each host's systemd timer rewrites its metrics
+    file on its own; Prometheus' parser reads the tunnel, the rule sets and the container as they are."""
+    kernel_lab.group.result("metrics", kernel_lab.release, _metrics_written_by_the_timers)
+
+
 def _disconnect_then_reconnect(lab):
     disconnect = os.path.join("playbooks", "disconnect.yml")
     proc = ansible_playbook(lab.inventory, "-l", "proxy", playbook=disconnect)
@@ -335,6 +391,8 @@ def _disconnect_then_reconnect(lab):
     assert "wgsp" not in rules.lower(), rules
     files = lab.ssh("proxy", "sudo ls /etc/wireguard /etc/wg-service-proxy", check=False).stdout.split()
     assert "wg0.key" in files and not [f for f in files if f.endswith((".conf", ".json", ".rules"))], files
+    left = lab.ssh("proxy", "ls /etc/systemd/system/wgsp-metrics-wg0.timer %s" % METRICS_FILE, check=False)
+    assert left.returncode != 0 and not left.stdout.strip(), "the metrics writer is still there: %s" % left.stdout
     assert public_request(lab.public_port, timeout=5)[0] is None, "the published port still answers"
     proc = ansible_playbook(lab.inventory, "-l", "proxy", playbook=disconnect)
     assert proc.returncode == 0 and recap(proc.stdout)["proxy"]["changed"] == 0, _fail(lab, proc, "disconnect.yml (again)")
