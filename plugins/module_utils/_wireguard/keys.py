@@ -19,6 +19,7 @@ __metaclass__ = type
 import base64
 import binascii
 import os
+import re
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import atomic_write
@@ -113,6 +114,18 @@ def check_key(field, value, secret=True):
     if len(raw) != KEY_LEN:
         raise ValidationError(field, "is not a WireGuard key: decodes to %d bytes, expected 32 bytes of base64" % len(raw))
     return base64.b64encode(raw).decode("ascii")
+
+
+# A peer's name where it names a preshared key file (``<dir>/<name>.psk``): the roles use inventory names.
+PEER_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_peer_name(field, value):
+    """A peer name usable as a file name: 1-64 characters from ``A-Z a-z 0-9 _ . -``, not starting with ``.`` or ``-``."""
+    if not isinstance(value, str) or not PEER_NAME_RE.match(value):
+        raise ValidationError(field, "must be 1-64 characters from A-Z a-z 0-9 _ . -, not starting with . or - "
+                              "(it names the preshared key file <dir>/<name>.psk; got %r)" % (value,))
+    return value
 
 
 def hex_key(key_b64):
