@@ -50,7 +50,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MAX_INTERVAL as METRICS_MAX_INTERVAL
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MIN_INTERVAL as METRICS_MIN_INTERVAL
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key, check_peer_name
 
 PROTOS = PROTO_WORDS
 ROUTE_PROTO_RANGE = (5, 254)
@@ -259,8 +259,9 @@ def hub_flows(proxies, hostvars):
     return allow
 
 
-def client_peers(clients, hostvars, keys):
-    """The hub's peers: one per client that has a public key, allowed IPs = its tunnel address(es)."""
+def client_peers(clients, hostvars, keys, preshared=None):
+    """The hub's peers: one per client that has a public key, allowed IPs = its tunnel address(es);
+    ``preshared``: ``{client: key}`` of the clients with a preshared key (``wgsp_preshared_keys``)."""
     peers = []
     for client in clients or []:
         public = (keys or {}).get(client)
@@ -278,8 +279,48 @@ def client_peers(clients, hostvars, keys):
         for cidr in cidrs:
             iface = _check("%s.%s" % (client, var), None, "%s.%s" % (client, var), check_interface_address, cidr)
             allowed.append(str(ipaddress.ip_network((iface.ip, iface.max_prefixlen))))
-        peers.append({"public_key": public, "allowed_ips": allowed})
+        peer = {"public_key": public, "allowed_ips": allowed}
+        if (preshared or {}).get(client):
+            peer["preshared_key"] = preshared[client]
+        peers.append(peer)
     return peers
+
+
+def _uses_psk(client, hostvars, hub):
+    """Whether a client has a preshared key with its hub: the hub gives every client one
+    (``wg_server_preshared_keys``) or the client asks for one (``<role>_preshared_key``)."""
+    vars_ = hostvars[client]
+    role = host_tunnel(vars_, vars_.get("group_names")).get("role")
+    hub_wide = hostvars[hub].get("wg_server_preshared_keys") if hub in hostvars else False
+    return _bool(hub_wide) or _bool(vars_.get("%s_preshared_key" % role))
+
+
+def _bool(value):
+    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
+def preshared_key_peers(clients, hostvars, hub):
+    """The hub's ``wg_preshared_keys`` peers: ``{name}`` of each client that uses a preshared key
+    (its inventory name, which names the key file: validated here, the error naming the client)."""
+    return [{"name": _check("%s (inventory name)" % client, None, "preshared key of %s" % client, check_peer_name, client)}
+            for client in clients or [] if _uses_psk(client, hostvars, hub)]
+
+
+def preshared_keys(clients, hostvars, hub, read=None):
+    """``{client: key}`` for the clients that use a preshared key and whose key is known: what the
+    hub's ``wg_preshared_keys`` returned in this run (``__wgsp_psk`` of the hub: site.yml's first
+    play or the wg_server role) or ``read`` (a result read on the hub). A client that uses one but
+    whose key is not known yet (check mode before the hub made it) is left out."""
+    known = {}
+    results = [r for r in (hostvars[hub].get("__wgsp_psk") if hub in hostvars else None, read)
+               if isinstance(r, Mapping) and isinstance(r.get("preshared_keys"), Mapping)]
+    for client in clients or []:
+        if not _uses_psk(client, hostvars, hub):
+            continue
+        key = next((r["preshared_keys"][client] for r in results if r["preshared_keys"].get(client)), None)
+        if key:
+            known[client] = key
+    return known
 
 
 # The roles' default values have one home, each role's defaults/main.yml. The filters that stand in
@@ -385,6 +426,8 @@ def hub_info(hub, hostvars):
         "network": str(address.network),
         "endpoint": join_host_port(host, endpoint_port),
         "key_path": key_path,
+        # the hub's preshared keys (wg_preshared_keys): beside its private key
+        "psk_dir": os.path.join(os.path.dirname(key_path), "%s-psk" % interface),
     }
 
 
@@ -613,6 +656,8 @@ class FilterModule(object):
             "wgsp_public_ports": public_ports,
             "wgsp_hub_flows": hub_flows,
             "wgsp_client_peers": client_peers,
+            "wgsp_preshared_key_peers": preshared_key_peers,
+            "wgsp_preshared_keys": preshared_keys,
             "wgsp_host_address": host_address,
             "wgsp_hub_info": hub_info,
             "wgsp_host_tunnel": host_tunnel,

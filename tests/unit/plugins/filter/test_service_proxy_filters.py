@@ -88,7 +88,8 @@ def test_client_peers_refuse_a_key_that_is_not_a_wireguard_key():
 
 def test_hub_info_uses_the_role_defaults():
     assert f.hub_info("hub", HOSTVARS) == {"interface": "wg0", "address": "10.7.0.1", "network": "10.7.0.0/24",
-                                           "endpoint": "192.168.30.224:51820", "key_path": "/etc/wireguard/wg0.key"}
+                                           "endpoint": "192.168.30.224:51820", "key_path": "/etc/wireguard/wg0.key",
+                                           "psk_dir": "/etc/wireguard/wg0-psk"}
 
 
 def test_client_routes_skip_what_the_address_already_covers():
