@@ -40,7 +40,7 @@ EXPECTED = {
         "share_client_docker_network": "services", "share_client_host_services": ["tcp:22", "tcp:8443:443"],
         "share_client_external_forwards": ["tcp:8081:192.168.1.50:80"],
         "share_client_allowed_tcp_ports": [22, 9100], "share_client_allowed_udp_ports": [],
-        "share_client_allow_icmp": True}),
+        "share_client_allow_icmp": True, "share_client_preshared_key": True}),
     ".env.share": ("share_clients", {
         "share_client_interface": "wg0", "share_client_address": "10.7.0.2/32",
         "share_client_services": ["dummy:tcp:80"], "share_client_docker_network": "vpn-network",
@@ -55,14 +55,16 @@ EXPECTED = {
         "share_client_interface": "wg0", "share_client_address": "10.7.0.2/32", "share_client_mtu": 1420,
         "share_client_persistent_keepalive": 25, "share_client_services": ["dummy:tcp:80"],
         "share_client_docker_network": "app-network", "share_client_allowed_tcp_ports": [22, 80, 443],
-        "share_client_allowed_udp_ports": [1194, 51820], "share_client_allow_icmp": True}),
+        "share_client_allowed_udp_ports": [1194, 51820], "share_client_allow_icmp": True,
+        # the original's examples ship a preshared key: its tunnel uses one, so the roles make one on the hub
+        "share_client_preshared_key": True}),
     "original/.env.proxy.example": ("proxy_clients", {
         "proxy_client_interface": "wg0", "proxy_client_address": "10.7.0.3/32", "proxy_client_mtu": 1420,
         "proxy_client_persistent_keepalive": 25, "proxy_client_access_services": ["10.7.0.2:80", "10.7.0.2:443"],
         "proxy_client_public_ports": ["80:10.7.0.2:80", "443:10.7.0.2:443"],
         "proxy_client_enable_public_forwarding": True, "proxy_client_public_allowed_cidrs": [],
         "proxy_client_log_public_access": True, "proxy_client_allowed_tcp_ports": [80, 443, 8080, 8081, 22],
-        "proxy_client_allowed_udp_ports": [51820], "proxy_client_allow_icmp": True}),
+        "proxy_client_allowed_udp_ports": [51820], "proxy_client_allow_icmp": True, "proxy_client_preshared_key": True}),
 }
 EXPECTED["original/.env.share.example"] = EXPECTED["original/.env.example"]
 

@@ -45,8 +45,8 @@ def _why_common():
                                         "(the service proxy needs it); only routes marked proto 87 are managed",
         "WG_PRIVATE_KEY": "moved to the secrets file (see its header): copy it to the key path on the host before the "
                           "first run to keep the old key, or let the role generate a new one on the host",
-        "WG_PRESHARED_KEY": "moved to the secrets file: the roles do not configure preshared keys; the hub and the "
-                            "clients talk with their key pairs only",
+        "WG_PRESHARED_KEY": "mapped to `%s: true`: the hub makes a new preshared key for this client and hands it "
+                            "over in the run's memory (the original's key stays in the secrets file, for reference)",
         "WG_DOCKER_FORWARD_TO_HOST": NOT_READ + "; host services are shared when WG_SHARE_HOST_SERVICES=true",
         "WG_PUBLIC_NETWORK": (NOT_READ + " (it always looks for the Docker network named public-network); the proxy "
                               "publishes on `proxy_client_public_interface` (auto: the interface of the default "

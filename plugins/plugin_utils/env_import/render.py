@@ -68,7 +68,11 @@ def convert(text, host, source="the .env file", mode=None, secrets_path=None):
         if key in SECRET_OPTIONS:
             if KEY_RE.match(value.strip()):
                 secrets[key] = value.strip()
-                unmapped.append((key, why[key]))
+                if key == "WG_PRESHARED_KEY":  # used: a new one is made on the hub (never copied from here)
+                    mapped[prefix + "preshared_key"] = True
+                    notes.append((key, why[key] % (prefix + "preshared_key")))
+                else:
+                    unmapped.append((key, why[key]))
             else:  # the original's examples ship placeholders; the value is never shown
                 unmapped.append((key, "%s: not a WireGuard key (a placeholder?), not imported; the role generates "
                                       "a key on the host" % ("empty" if not value.strip() else "not shown")))
@@ -135,7 +139,8 @@ def convert(text, host, source="the .env file", mode=None, secrets_path=None):
         lines += _comment("To let the role GENERATE a new key instead, delete this file; the hub learns the new "
                           "public key on its next run.")
         if "WG_PRESHARED_KEY" in secrets:
-            lines += _comment("The preshared key is kept for reference only: the roles do not use preshared keys.")
+            lines += _comment("The preshared key is kept for reference only: with %spreshared_key: true the hub makes a "
+                              "new one for this client and hands it over in memory (never printed)." % prefix)
         names = {"WG_PRIVATE_KEY": "wgsp_import_private_key", "WG_PRESHARED_KEY": "wgsp_import_preshared_key"}
         for key in SECRET_OPTIONS:
             if key in secrets:
