@@ -171,6 +171,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files i
     atomic_write,
     check_abs_path,
     check_writable_dir,
+    file_mode,
 )
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -283,13 +284,6 @@ def read_text(path):
         with open(path) as handle:
             return handle.read()
     except IOError:
-        return None
-
-
-def file_mode(path):
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
         return None
 
 

@@ -192,6 +192,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files i
     atomic_write,
     check_script_path,
     check_writable_dir,
+    file_mode,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import bundle  # noqa: E402
@@ -290,13 +291,6 @@ def read_bytes(path):
         return None
 
 
-def mode_of(path):
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        return None
-
-
 def _shown(path, content):
     if content is None:
         return ""
@@ -321,7 +315,7 @@ class Metrics:
     def put(self, path, content, mode):
         data = content if isinstance(content, bytes) else content.encode("utf-8")
         current = read_bytes(path)
-        if current == data and mode_of(path) == mode:
+        if current == data and file_mode(path) == mode:
             return False
         self._note("write %s" % path, path, current, data)
         if not self.check:

@@ -72,6 +72,22 @@ def call_main(monkeypatch, main, args, check_mode=False, diff=False):
     return results
 
 
+def patch_commands(monkeypatch, host):
+    """Answer ``AnsibleModule.run_command`` and ``get_bin_path`` from ``host`` (its methods of the
+    same names, which take the module first): the command boundary of a module that runs tools
+    through AnsibleModule rather than ``CommandRunner``."""
+    from ansible.module_utils import basic
+
+    def run_command(module, argv, **kwargs):
+        return host.run_command(module, argv, **kwargs)
+
+    def get_bin_path(module, name, required=False, opt_dirs=None):
+        return host.get_bin_path(module, name, required, opt_dirs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+
+
 def is_write(argv):
     """Whether a command changes (or test-loads) the firewall: a restore or an ``nft -f``/``-c`` batch."""
     return argv[0].endswith("-restore") or argv[:2] in (["nft", "-f"], ["nft", "-c"])

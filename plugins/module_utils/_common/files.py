@@ -93,6 +93,14 @@ def check_writable_dir(field, path):
     return parent
 
 
+def file_mode(path):
+    """The permission bits of ``path`` (``None`` when it does not exist)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return None
+
+
 def make_dirs(directory, mode):
     """Create ``directory`` and each missing parent with exactly ``mode``, whatever the umask
     (``os.makedirs`` applies its mode to the last one only, and through the umask). Existing

@@ -10,10 +10,9 @@ import os
 import stat
 
 import pytest
-from ansible.module_utils import basic
 
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_host
-from modharness import call_main
+from modharness import call_main, patch_commands
 
 IP_JSON = json.dumps([
     {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
@@ -82,15 +81,7 @@ def kernel(tmp_path, monkeypatch):
 
 def run(monkeypatch, args, host=None, check_mode=False, diff=False):
     host = host or Host()
-
-    def run_command(module, argv, **kwargs):
-        return host.run_command(module, argv, **kwargs)
-
-    def get_bin_path(module, name, required=False, opt_dirs=None):
-        return host.get_bin_path(module, name, required, opt_dirs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+    patch_commands(monkeypatch, host)
     result = call_main(monkeypatch, wg_host.main, args, check_mode=check_mode, diff=diff)
     result["_host"] = host
     return result

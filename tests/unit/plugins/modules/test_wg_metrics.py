@@ -10,11 +10,10 @@ import os
 import subprocess
 
 import pytest
-from ansible.module_utils import basic
 from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_metrics
-from modharness import call_main
+from modharness import call_main, patch_commands
 
 
 class Host:
@@ -60,15 +59,7 @@ class Host:
 @pytest.fixture
 def host(monkeypatch, tmp_path):
     fake = Host()
-
-    def run_command(module, argv, **kwargs):
-        return fake.run_command(module, argv, **kwargs)
-
-    def get_bin_path(module, name, required=False, opt_dirs=None):
-        return fake.get_bin_path(module, name, required, opt_dirs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "run_command", run_command)
-    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+    patch_commands(monkeypatch, fake)
     for name in ("run_systemd", "units", "cron.d"):
         (tmp_path / name).mkdir()
     monkeypatch.setattr(wg_metrics, "SYSTEMD_RUNNING", str(tmp_path / "run_systemd"))
