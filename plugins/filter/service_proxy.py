@@ -299,10 +299,13 @@ def _bool(value):
     return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
-def preshared_key_peers(clients, hostvars, hub):
+def preshared_key_peers(clients, hostvars, hub, rotated=None):
     """The hub's ``wg_preshared_keys`` peers: ``{name}`` of each client that uses a preshared key
-    (its inventory name, which names the key file: validated here, the error naming the client)."""
-    return [{"name": _check("%s (inventory name)" % client, None, "preshared key of %s" % client, check_peer_name, client)}
+    (its inventory name, which names the key file: validated here, the error naming the client),
+    with ``regenerate`` when the client or the hub is among ``rotated`` (rotate_keys)."""
+    rotated = list(rotated or [])
+    return [{"name": _check("%s (inventory name)" % client, None, "preshared key of %s" % client, check_peer_name, client),
+             "regenerate": hub in rotated or client in rotated}
             for client in clients or [] if _uses_psk(client, hostvars, hub)]
 
 

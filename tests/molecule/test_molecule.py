@@ -52,6 +52,9 @@ def test_molecule_scenario(scenario, release):
         sys.stdout.write(log[-20000:])
     assert proc.returncode == 0, "molecule test -s %s on %s failed (rc=%d); log tail above" % (
         scenario, tag, proc.returncode)
+    for line in log.splitlines():  # figures the scenario measures (pytest -s shows them; -rP in the summary)
+        if "under traffic:" in line:
+            print("%s-%s %s" % (scenario, release, line.strip().strip('"')))
     for step in ("check", "converge", "idempotence", "verify"):
         assert "➜ %s: Executed: Successful" % step in log or "%s: Executed: Successful" % step in log, \
             "step %s did not run successfully" % step
