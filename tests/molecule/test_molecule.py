@@ -54,7 +54,7 @@ def test_molecule_scenario(scenario, release):
         scenario, tag, proc.returncode)
     for line in log.splitlines():  # figures the scenario measures (pytest -s shows them; -rP in the summary)
         if "under traffic:" in line:
-            print("%s-%s %s" % (scenario, release, line.strip().strip('"')))
+            print("%s-%s %s" % (scenario, release, line.split("under traffic:", 1)[1].strip().strip('"').replace('\\"', '"')))
     for step in ("check", "converge", "idempotence", "verify"):
         assert "➜ %s: Executed: Successful" % step in log or "%s: Executed: Successful" % step in log, \
             "step %s did not run successfully" % step

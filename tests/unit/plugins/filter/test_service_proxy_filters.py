@@ -187,3 +187,58 @@ def test_host_tunnel_knows_the_key_path_site_yml_makes_sure_of(groups, host_vars
 def test_host_tunnel_refuses_a_bad_key_path_naming_the_variable():
     with pytest.raises(AnsibleFilterError, match="^share_client_private_key_path: must be an absolute path"):
         f.host_tunnel({"share_client_private_key_path": "keys/wg0.key"}, ["share_clients"])
+
+
+PSK = "cHNrcHNrcHNrcHNrcHNrcHNrcHNrcHNrcHNrcHNrcHM="
+
+
+def _psk_hostvars(hub_wide=False, **clients):
+    hv = copy.deepcopy(HOSTVARS)
+    hv["hub"]["group_names"] = ["wg_server"]
+    hv["hub"]["wg_server_preshared_keys"] = hub_wide
+    for name in ("share1", "share2"):
+        hv[name]["group_names"] = ["share_clients"]
+    hv["proxy1"]["group_names"] = ["proxy_clients"]
+    for name, value in clients.items():
+        role = "proxy_client" if name.startswith("proxy") else "share_client"
+        hv[name]["%s_preshared_key" % role] = value
+    return hv
+
+
+def test_preshared_key_peers_hub_wide_or_per_client_and_rotation():
+    clients = ["share1", "share2", "proxy1"]
+    assert f.preshared_key_peers(clients, _psk_hostvars(), "hub") == []
+    assert f.preshared_key_peers(clients, _psk_hostvars(proxy1=True), "hub") == [{"name": "proxy1", "regenerate": False}]
+    every = f.preshared_key_peers(clients, _psk_hostvars(hub_wide=True), "hub")
+    assert [p["name"] for p in every] == clients and not any(p["regenerate"] for p in every)
+    # rotate_keys: a rotated client's key is made anew; a rotated hub makes every client's anew
+    assert [p["regenerate"] for p in f.preshared_key_peers(clients, _psk_hostvars(hub_wide=True), "hub", ["share2"])] == [
+        False, True, False]
+    assert all(p["regenerate"] for p in f.preshared_key_peers(clients, _psk_hostvars(hub_wide=True), "hub", ["hub"]))
+
+
+def test_preshared_key_peers_refuses_a_name_that_cannot_name_a_file():
+    hv = _psk_hostvars(hub_wide=True)
+    hv["../x"] = dict(hv["share1"])
+    with pytest.raises(AnsibleFilterError, match=r"\.\./x"):
+        f.preshared_key_peers(["../x"], hv, "hub")
+
+
+def test_preshared_keys_from_the_hubs_result_or_a_read():
+    hv = _psk_hostvars(proxy1=True, share1=True)
+    assert f.preshared_keys(["share1", "proxy1", "share2"], hv, "hub") == {}  # nothing learned yet (check mode)
+    hv["hub"]["__wgsp_psk"] = {"changed": True, "preshared_keys": {"proxy1": PSK, "share1": None}}
+    assert f.preshared_keys(["share1", "proxy1", "share2"], hv, "hub") == {"proxy1": PSK}
+    read = {"preshared_keys": {"share1": PSK}}
+    assert f.preshared_keys(["share1"], hv, "hub", read) == {"share1": PSK}
+    # a client that does not use one never gets one, whatever a result holds
+    assert f.preshared_keys(["share2"], hv, "hub", {"preshared_keys": {"share2": PSK}}) == {}
+    skipped = _psk_hostvars(share1=True)
+    skipped["hub"]["__wgsp_psk"] = {"skipped": True, "changed": False}
+    assert f.preshared_keys(["share1"], skipped, "hub") == {}
+
+
+def test_client_peers_carry_the_known_preshared_keys():
+    keys = {"share1": "S" * 43 + "=", "proxy1": "P" * 43 + "="}
+    peers = f.client_peers(["share1", "proxy1"], HOSTVARS, keys, {"proxy1": PSK})
+    assert [p.get("preshared_key") for p in peers] == [None, PSK]
