@@ -83,7 +83,8 @@ options:
     default: /usr/local/lib/wgsp
   interval:
     description:
-      - Seconds between two runs of the writer, 10 to 86400 with systemd. With cron a whole number of
+      - Seconds between two runs of the writer, 10 to 86400 with systemd, counted from the end of one run (so
+        runs never pile up on a busy host). With cron a whole number of
         minutes that divides an hour (60, 120, 180, 240, 300, 360, 600, 720, 900, 1200, 1800 or 3600),
         since cron counts minutes of the hour.
       - Keep it below node_exporter's scrape interval times a few, and well below O(fresh_seconds).
@@ -269,7 +270,7 @@ def service_unit(interface, command):
 def timer_unit(interface, interval):
     return (HEADER % interface + "[Unit]\n"
             "Description=Write the wgsp.service_proxy metrics of %s every %d s\n\n"
-            "[Timer]\nOnActiveSec=1s\nOnUnitActiveSec=%ds\nAccuracySec=1s\n\n"
+            "[Timer]\nOnActiveSec=1s\nOnUnitInactiveSec=%ds\nAccuracySec=1s\n\n"
             "[Install]\nWantedBy=timers.target\n" % (interface, interval, interval))
 
 

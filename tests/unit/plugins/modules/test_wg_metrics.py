@@ -108,7 +108,7 @@ def test_systemd_timer_installed_started_and_a_rerun_changes_nothing(monkeypatch
     service = (units / "wgsp-metrics-wgspunit0.service").read_text()
     assert "ExecStart=%s\n" % " ".join(result["command"]) in service
     timer = (units / "wgsp-metrics-wgspunit0.timer").read_text()
-    assert "OnUnitActiveSec=60s" in timer and "WantedBy=timers.target" in timer
+    assert "OnUnitInactiveSec=60s" in timer and "WantedBy=timers.target" in timer
     assert host.writes() == [["daemon-reload"], ["enable", "wgsp-metrics-wgspunit0.timer"],
                              ["start", "wgsp-metrics-wgspunit0.timer"]]
     # the writer ran once at once: the file exists, read by Prometheus' parser (no interface here: absent)
@@ -141,7 +141,7 @@ def test_a_changed_interval_rewrites_the_timer_and_restarts_it(monkeypatch, host
     host.calls.clear()
     result = run(monkeypatch, args(host.tmp, interval=30))
     assert result["changed"] is True
-    assert "OnUnitActiveSec=30s" in (host.tmp / "units" / "wgsp-metrics-wgspunit0.timer").read_text()
+    assert "OnUnitInactiveSec=30s" in (host.tmp / "units" / "wgsp-metrics-wgspunit0.timer").read_text()
     assert host.writes() == [["daemon-reload"], ["restart", "wgsp-metrics-wgspunit0.timer"]]
 
 
