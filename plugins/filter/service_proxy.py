@@ -21,6 +21,7 @@ import os
 import re
 
 from ansible.errors import AnsibleError, AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
@@ -292,11 +293,7 @@ def _uses_psk(client, hostvars, hub):
     vars_ = hostvars[client]
     role = host_tunnel(vars_, vars_.get("group_names")).get("role")
     hub_wide = hostvars[hub].get("wg_server_preshared_keys") if hub in hostvars else False
-    return _bool(hub_wide) or _bool(vars_.get("%s_preshared_key" % role))
-
-
-def _bool(value):
-    return value is True or str(value).strip().lower() in ("true", "yes", "on", "1")
+    return boolean(hub_wide, strict=False) or boolean(vars_.get("%s_preshared_key" % role), strict=False)
 
 
 def preshared_key_peers(clients, hostvars, hub, rotated=None):
