@@ -167,6 +167,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors 
     describe,
     fail_from_error,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import systemd as systemd_
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import (
     atomic_write,
     check_abs_path,
@@ -176,7 +177,6 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files i
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 SYS_WIREGUARD = "/sys/module/wireguard"
-SYSTEMD_RUNNING = "/run/systemd/system"  # what sd_booted() checks
 SYSCTL_TEXT = ("# Managed by wgsp.service_proxy: the service proxy forwards between its interfaces.\n"
                "net.ipv4.ip_forward = 1\n")
 
@@ -359,7 +359,7 @@ def main():
         userspace = check_packages("userspace_packages", module.params["userspace_packages"])
         units = check_units("boot_units", module.params["boot_units"])
         host = Host(module.params, module.check_mode)
-        systemd = os.path.isdir(SYSTEMD_RUNNING)
+        systemd = systemd_.runs()
         unit_changes, unit_diff = enable_units(module, units if systemd else [], module.check_mode)
         live = host.apply()
         host.changes[:0] = unit_changes

@@ -63,6 +63,8 @@ options:
     description:
       - V(present) installs the writer and its schedule; V(absent) stops and removes this interface's
         schedule and metrics file, and the writer itself when no other interface's schedule is left.
+      - V(absent) waits for a run under way (each run holds a lock on O(textfile_dir) until it has written,
+        and does not write once its schedule is gone), so the removed file is not written again.
     type: str
     choices: [present, absent]
     default: present
@@ -183,6 +185,7 @@ import os  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import systemd as systemd_  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_ifname, check_int  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (  # noqa: E402
     ValidationError,
@@ -198,9 +201,9 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files i
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import bundle  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MAX_INTERVAL, MIN_INTERVAL  # noqa: E402
-# Imported for Ansible's payload builder, which packs only the module_utils a module imports: the
+# Imported also for Ansible's payload builder, which packs only the module_utils a module imports: the
 # writer (and all it imports) must travel with this module for bundle.build to find its sources.
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import writer as _writer  # noqa: E402,F401 pylint: disable=unused-import
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import writer as _writer  # noqa: E402
 
 ARGUMENT_SPEC = dict(
     interface=dict(type="str", default="wg0"),
@@ -214,7 +217,6 @@ ARGUMENT_SPEC = dict(
     probe=dict(type="bool", default=False),
 )
 
-SYSTEMD_RUNNING = "/run/systemd/system"
 UNIT_DIR = "/etc/systemd/system"
 CRON_DIR = "/etc/cron.d"
 WRITER_NAME = "wgsp-metrics.pyz"
@@ -243,7 +245,7 @@ def validate(params):
 
 
 def pick_scheduler(module, wanted):
-    systemd = os.path.isdir(SYSTEMD_RUNNING)
+    systemd = systemd_.runs()
     cron = bool(module.get_bin_path("cron") or module.get_bin_path("crond")) and os.path.isdir(CRON_DIR)
     if wanted == "auto":
         if systemd:
@@ -252,9 +254,9 @@ def pick_scheduler(module, wanted):
             return "cron"
         raise ValidationError("scheduler", "this host runs neither systemd (%s is missing) nor has a cron daemon "
                               "with %s: install cron, or set scheduler=none and run the returned command from "
-                              "your own scheduler" % (SYSTEMD_RUNNING, CRON_DIR))
+                              "your own scheduler" % (systemd_.RUNNING, CRON_DIR))
     if wanted == "systemd" and not systemd:
-        raise ValidationError("scheduler", "systemd does not run this host (%s is missing)" % SYSTEMD_RUNNING)
+        raise ValidationError("scheduler", "systemd does not run this host (%s is missing)" % systemd_.RUNNING)
     if wanted == "cron" and not cron:
         raise ValidationError("scheduler", "no cron daemon (cron or crond) with %s on this host" % CRON_DIR)
     return wanted
@@ -351,12 +353,14 @@ def present(module, params, result, run):
     name = token(interface)
     writer = os.path.join(params["writer_dir"], WRITER_NAME)
     output = os.path.join(params["textfile_dir"], "wgsp_%s.prom" % name)
-    command = [python, writer, "--interface", interface, "--state-dir", params["state_dir"],
-               "--output", output, "--fresh-seconds", str(fresh)] + (["--probe"] if params["probe"] else [])
-    files = {writer: (bundle.build(), 0o644)}
     service = os.path.join(UNIT_DIR, "%s%s.service" % (PREFIX, name))
     timer = os.path.join(UNIT_DIR, "%s%s.timer" % (PREFIX, name))
     cron = os.path.join(CRON_DIR, PREFIX + name)
+    schedule = {"systemd": timer, "cron": cron}.get(scheduler)
+    command = ([python, writer, "--interface", interface, "--state-dir", params["state_dir"],
+                "--output", output, "--fresh-seconds", str(fresh)] + (["--probe"] if params["probe"] else []) +
+               (["--schedule", schedule] if schedule else []))
+    files = {writer: (bundle.build(), 0o644)}
     if scheduler == "systemd":
         files[service] = (service_unit(interface, command), 0o644)
         files[timer] = (timer_unit(interface, interval), 0o644)
@@ -372,7 +376,7 @@ def present(module, params, result, run):
         units_changed = units_changed or (wrote and path in (service, timer))
     # A schedule left from another scheduler (systemd came, cron went) would run the writer twice.
     stale = [p for p in (service, timer, cron) if p not in files and os.path.lexists(p)]
-    if timer in stale and os.path.isdir(SYSTEMD_RUNNING):
+    if timer in stale and systemd_.runs():
         run.must("disable", "--now", os.path.basename(timer))
     for path in stale:
         run.remove(path)
@@ -435,11 +439,22 @@ def absent(module, params, result, run):
     writer = writer or os.path.join(params["writer_dir"], WRITER_NAME)
     output = output or os.path.join(params["textfile_dir"], "wgsp_%s.prom" % name)
     scheduler = "cron" if cron in found else ("systemd" if found else "none")
-    if timer in found and os.path.isdir(SYSTEMD_RUNNING):
+    if timer in found and systemd_.runs():
         run.must("disable", "--now", os.path.basename(timer))
-    for path in (service, timer, cron, output):
+    if service in found and systemd_.runs():
+        # a run under way outlives its timer: stop waits for it to end
+        run.must("stop", os.path.basename(service))
+    for path in (service, timer, cron):
         run.remove(path)
-    if (service in found or timer in found) and os.path.isdir(SYSTEMD_RUNNING):
+    directory = os.path.dirname(output)
+    if module.check_mode or not os.path.isdir(directory):
+        run.remove(output)
+    else:
+        # a writer started by cron (or by hand) before its entry went may still be collecting: it
+        # holds this lock until it has written, and once it is released the file stays removed
+        with _writer.output_lock(directory):
+            run.remove(output)
+    if (service in found or timer in found) and systemd_.runs():
         run.must("daemon-reload")
     others = [p for p in glob.glob(os.path.join(UNIT_DIR, PREFIX + "*.timer")) + glob.glob(os.path.join(CRON_DIR, PREFIX + "*"))
               if p not in (timer, cron)]

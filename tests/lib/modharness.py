@@ -72,6 +72,20 @@ def call_main(monkeypatch, main, args, check_mode=False, diff=False):
     return results
 
 
+class FakeTools:
+    """The tools of a faked host for ``patch_commands``: ``get_bin_path`` finds those in ``self.tools``
+    (under /usr/bin) and fails, as AnsibleModule does, for a required one that is missing."""
+
+    tools = ()
+
+    def get_bin_path(self, module, name, required=False, opt_dirs=None):
+        if name in self.tools:
+            return "/usr/bin/" + name
+        if required:
+            module.fail_json(msg="Failed to find required executable %s" % name)
+        return None
+
+
 def patch_commands(monkeypatch, host):
     """Answer ``AnsibleModule.run_command`` and ``get_bin_path`` from ``host`` (its methods of the
     same names, which take the module first): the command boundary of a module that runs tools

@@ -18,12 +18,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import argparse
+import contextlib
+import fcntl
+import os
 import sys
 import time
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_ifname, check_int
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import atomic_write, check_script_path
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import atomic_write, check_script_path, make_dirs
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import render
 
@@ -38,11 +41,15 @@ def parse_args(argv):
     parser.add_argument("--output", required=True, help="the .prom file to replace")
     parser.add_argument("--fresh-seconds", type=int, default=180)
     parser.add_argument("--probe", action="store_true", help="also run wg_status's test-connection probes")
+    parser.add_argument("--schedule", help="the timer or cron entry that runs this writer: once it is gone, "
+                        "a run that was already under way writes nothing")
     args = parser.parse_args(argv)
     try:
         check_ifname("--interface", args.interface)
         check_script_path("--state-dir", args.state_dir)
         check_script_path("--output", args.output)
+        if args.schedule is not None:
+            check_script_path("--schedule", args.schedule)
         check_int("--fresh-seconds", args.fresh_seconds, 1, 86400 * 365)
     except WgspError as exc:
         parser.error(exc.msg)
@@ -67,8 +74,36 @@ def collect(args, iproute_factory=None, runner=None):
         return None, "%s: %s" % (type(exc).__name__, exc)
 
 
+@contextlib.contextmanager
+def output_lock(directory):
+    """Hold the exclusive lock of the metrics directory (a flock on the directory itself, so no lock
+    file is left): a writer holds it for its whole run and ``wg_metrics state=absent`` takes it before it
+    removes the file, so a run that was under way when the schedule went cannot write the file again
+    after its removal."""
+    make_dirs(directory, 0o755)
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def main(argv=None, clock=time.time, iproute_factory=None, runner=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        with output_lock(os.path.dirname(args.output)):
+            if args.schedule is not None and not os.path.lexists(args.schedule):
+                # removed (wg_metrics state=absent) while this run waited for the lock
+                sys.stderr.write("%s: %s: %s is gone: not writing\n" % (PROG, args.interface, args.schedule))
+                return 0
+            return write(args, clock, iproute_factory, runner)
+    except (IOError, OSError) as exc:
+        sys.stderr.write("%s: %s: cannot write %s: %s\n" % (PROG, args.interface, args.output, exc))
+        return 1
+
+
+def write(args, clock, iproute_factory, runner):
     started, tick = clock(), time.monotonic()
     result, error = collect(args, iproute_factory, runner)
     text = render(args.interface, result, started, time.monotonic() - tick, error)

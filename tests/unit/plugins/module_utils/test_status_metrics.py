@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 
 import pytest
@@ -127,6 +128,54 @@ def test_the_writer_replaces_the_file_and_exits_1_when_it_cannot_read(tmp_path, 
     assert oct(os.stat(str(out)).st_mode & 0o777) == "0o644"
     assert "Protocol not supported" in capsys.readouterr().err
     assert [p.name for p in out.parent.iterdir()] == ["wgsp_wg0.prom"]  # no temporary file left
+
+
+def test_a_writer_whose_schedule_is_gone_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "wgsp_wg0.prom"
+    rc = writer.main(["--interface", "wg0", "--output", str(out), "--schedule", str(tmp_path / "removed.timer")],
+                     clock=lambda: NOW, iproute_factory=BrokenIPRoute)
+    assert rc == 0 and not out.exists()
+    assert "removed.timer is gone: not writing" in capsys.readouterr().err
+
+
+def test_a_run_under_way_cannot_write_the_file_again_after_its_removal(tmp_path):
+    """The race CI met: the schedule is removed while a run is collecting, then the file is removed.
+    The run holds the directory's lock until it has written; the removal takes the lock first, so the
+    file it removes is the run's, and nothing writes it again."""
+    out, schedule = tmp_path / "wgsp_wg0.prom", tmp_path / "wgsp-metrics-wg0.timer"
+    schedule.write_text("")
+    collecting, finish = threading.Event(), threading.Event()
+
+    class SlowIPRoute(BrokenIPRoute):
+        def __init__(self):
+            collecting.set()
+            finish.wait(10)
+            BrokenIPRoute.__init__(self)
+
+    run = threading.Thread(target=writer.main, args=(["--interface", "wg0", "--output", str(out), "--schedule",
+                                                      str(schedule)],), kwargs={"iproute_factory": SlowIPRoute})
+    run.start()
+    try:
+        assert collecting.wait(10)
+        schedule.unlink()
+        threading.Timer(0.3, finish.set).start()
+        with writer.output_lock(str(tmp_path)):  # what wg_metrics state=absent does before it removes
+            assert out.exists()  # the run finished writing before the lock was given
+            out.unlink()
+    finally:
+        finish.set()
+        run.join(10)
+    assert not out.exists() and not run.is_alive()
+    # and a run the removed schedule had started, which comes to the lock afterwards, writes nothing
+    assert writer.main(["--interface", "wg0", "--output", str(out), "--schedule", str(schedule)]) == 0
+    assert not out.exists()
+
+
+def test_the_writer_reports_a_directory_it_cannot_write(tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "wgsp_wg0.prom"
+    assert writer.main(["--interface", "wg0", "--output", str(out)], iproute_factory=BrokenIPRoute) == 1
+    assert "cannot write %s" % out in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv,word", [

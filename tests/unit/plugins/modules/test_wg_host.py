@@ -11,8 +11,9 @@ import stat
 
 import pytest
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import systemd as systemd_
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_host
-from modharness import call_main, patch_commands
+from modharness import FakeTools, call_main, patch_commands
 
 IP_JSON = json.dumps([
     {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
@@ -23,7 +24,7 @@ IP_JSON = json.dumps([
 ])
 
 
-class Host:
+class Host(FakeTools):
     """The commands of the faked host, each recorded."""
 
     def __init__(self, installed=("wireguard-tools", "iproute2"), modinfo_rc=1,
@@ -60,13 +61,6 @@ class Host:
             return 0, json.dumps([{"dst": "default", "dev": "eth0"}]), ""
         raise AssertionError("unexpected command %r" % (argv,))
 
-    def get_bin_path(self, module, name, required=False, opt_dirs=None):
-        if name in self.tools:
-            return "/usr/bin/" + name
-        if required:
-            module.fail_json(msg="Failed to find required executable %s" % name)
-        return None
-
 
 @pytest.fixture
 def kernel(tmp_path, monkeypatch):
@@ -75,7 +69,7 @@ def kernel(tmp_path, monkeypatch):
     proc.write_text("0\n")
     monkeypatch.setattr(wg_host, "IP_FORWARD", str(proc))
     monkeypatch.setattr(wg_host, "SYS_WIREGUARD", str(tmp_path / "sys-module-wireguard"))
-    monkeypatch.setattr(wg_host, "SYSTEMD_RUNNING", str(tmp_path / "run-systemd-system"))
+    monkeypatch.setattr(systemd_, "RUNNING", str(tmp_path / "run-systemd-system"))
     return tmp_path
 
 

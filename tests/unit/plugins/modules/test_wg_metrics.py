@@ -12,11 +12,12 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import systemd as systemd_
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_metrics
-from modharness import call_main, patch_commands
+from modharness import FakeTools, call_main, patch_commands
 
 
-class Host:
+class Host(FakeTools):
     def __init__(self, tools=("systemctl",)):
         self.tools = set(tools)
         self.units = {}  # unit -> (is-enabled, is-active)
@@ -45,13 +46,6 @@ class Host:
         proc = subprocess.run([argv[0], "-I"] + argv[1:], capture_output=True, text=True, timeout=60, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
-    def get_bin_path(self, module, name, required=False, opt_dirs=None):
-        if name in self.tools:
-            return "/usr/bin/" + name
-        if required:
-            module.fail_json(msg="Failed to find required executable %s" % name)
-        return None
-
     def writes(self):
         return [c for c in self.calls if c[0] not in ("is-enabled", "is-active")]
 
@@ -62,7 +56,7 @@ def host(monkeypatch, tmp_path):
     patch_commands(monkeypatch, fake)
     for name in ("run_systemd", "units", "cron.d"):
         (tmp_path / name).mkdir()
-    monkeypatch.setattr(wg_metrics, "SYSTEMD_RUNNING", str(tmp_path / "run_systemd"))
+    monkeypatch.setattr(systemd_, "RUNNING", str(tmp_path / "run_systemd"))
     monkeypatch.setattr(wg_metrics, "UNIT_DIR", str(tmp_path / "units"))
     monkeypatch.setattr(wg_metrics, "CRON_DIR", str(tmp_path / "cron.d"))
     fake.tmp = tmp_path
@@ -107,6 +101,8 @@ def test_systemd_timer_installed_started_and_a_rerun_changes_nothing(monkeypatch
     assert sorted(os.listdir(str(units))) == ["wgsp-metrics-wgspunit0.service", "wgsp-metrics-wgspunit0.timer"]
     service = (units / "wgsp-metrics-wgspunit0.service").read_text()
     assert "ExecStart=%s\n" % " ".join(result["command"]) in service
+    # the run checks its timer still exists before it writes (a removal while it ran wins)
+    assert result["command"][-2:] == ["--schedule", str(units / "wgsp-metrics-wgspunit0.timer")]
     timer = (units / "wgsp-metrics-wgspunit0.timer").read_text()
     assert "OnUnitInactiveSec=60s" in timer and "WantedBy=timers.target" in timer
     assert host.writes() == [["daemon-reload"], ["enable", "wgsp-metrics-wgspunit0.timer"],
@@ -208,7 +204,8 @@ def test_absent_removes_the_schedule_the_file_and_the_last_writer(monkeypatch, h
     assert result["changed"] and os.path.exists(first["writer"])  # wg1 still uses it
     assert not os.path.exists(first["metrics_file"])
     assert sorted(os.listdir(str(host.tmp / "units"))) == ["wgsp-metrics-wg1.service", "wgsp-metrics-wg1.timer"]
-    assert host.writes() == [["disable", "--now", "wgsp-metrics-wgspunit0.timer"], ["daemon-reload"]]
+    assert host.writes() == [["disable", "--now", "wgsp-metrics-wgspunit0.timer"],
+                             ["stop", "wgsp-metrics-wgspunit0.service"], ["daemon-reload"]]
     result = run(monkeypatch, args(host.tmp, interface="wg1", state="absent"))
     assert result["changed"] and not os.path.exists(first["writer"])
     again = run(monkeypatch, args(host.tmp, interface="wg1", state="absent"))
