@@ -325,6 +325,13 @@ class Metrics:
             atomic_write(path, data, mode)
         return True
 
+    def put_writer(self, path, sources, mode):
+        """The writer zip: built only when the installed one was built from other sources (or for
+        another Python), so a run that changes nothing compiles and compresses nothing."""
+        if bundle.installed_digest(path) == bundle.digest(sources) and file_mode(path) == mode:
+            return False
+        return self.put(path, bundle.build(files=sources), mode)
+
     def remove(self, path):
         current = read_bytes(path)
         if current is None and not os.path.lexists(path):
@@ -360,7 +367,7 @@ def present(module, params, result, run):
     command = ([python, writer, "--interface", interface, "--state-dir", params["state_dir"],
                 "--output", output, "--fresh-seconds", str(fresh)] + (["--probe"] if params["probe"] else []) +
                (["--schedule", schedule] if schedule else []))
-    files = {writer: (bundle.build(), 0o644)}
+    files = {writer: (bundle.sources(), 0o644)}
     if scheduler == "systemd":
         files[service] = (service_unit(interface, command), 0o644)
         files[timer] = (timer_unit(interface, interval), 0o644)
@@ -372,7 +379,7 @@ def present(module, params, result, run):
 
     units_changed = False
     for path in sorted(files):
-        wrote = run.put(path, *files[path])
+        wrote = (run.put_writer if path == writer else run.put)(path, *files[path])
         units_changed = units_changed or (wrote and path in (service, timer))
     # A schedule left from another scheduler (systemd came, cron went) would run the writer twice.
     stale = [p for p in (service, timer, cron) if p not in files and os.path.lexists(p)]

@@ -7,9 +7,13 @@ the running module was itself loaded from.
 ``wg_metrics`` runs on the host from Ansible's module payload, which holds exactly the collection's
 and ansible-core's module_utils it imports. The writer needs a subset of them; this module follows
 the writer's imports (read from the sources, the way Ansible finds a module's dependencies) and
-writes each source into a zip whose bytes depend only on those sources: the same collection and
-ansible-core give the same file, so reinstalling it changes nothing, and an upgrade of either
-replaces it. The host needs no Ansible and nothing is downloaded.
+writes each source into a zip. The zip also holds each module compiled for the interpreter that
+builds it (the one the writer runs with), as checked hash-based ``.pyc`` (PEP 552), so a run of the
+writer does not compile its ~90 sources again: half its CPU time. Its comment is a digest of the
+sources and the interpreter's bytecode version (``digest``): ``wg_metrics`` compares that with the
+installed writer's and builds the zip only when they differ (the same collection, ansible-core and
+Python change nothing; an upgrade of any replaces it). The host needs no Ansible and nothing is
+downloaded.
 
 Internal to the collection.
 """
@@ -19,8 +23,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ast
+import hashlib
 import importlib.util
 import io
+import marshal
 import zipfile
 
 ENTRY = "ansible_collections.wgsp.service_proxy.plugins.module_utils._status.writer"
@@ -30,6 +36,7 @@ MAIN = ("# wgsp.service_proxy metrics writer (built by wg_metrics; do not edit)\
         "from %s import main\n"
         "sys.exit(main())\n" % ENTRY)
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the zip format's earliest date: no build time in the bytes
+COMMENT = b"wgsp-metrics sha256="
 
 
 def _ours(name):
@@ -95,9 +102,9 @@ def _path(name, is_package):
     return "/".join(parts + ["__init__.py"]) if is_package else "/".join(parts) + ".py"
 
 
-def build(entry=ENTRY):
-    """The zip's bytes: every module of the closure, an empty ``__init__.py`` for each package on
-    their paths that is not itself in it, and ``__main__.py``; sorted, with fixed dates and modes."""
+def sources(entry=ENTRY):
+    """``{path in the zip: source bytes}``: every module of the closure, an empty ``__init__.py`` for
+    each package on their paths that is not itself in it, and ``__main__.py``."""
     files = {"__main__.py": MAIN.encode("utf-8")}
     for name, (source, is_package) in closure(entry).items():
         files[_path(name, is_package)] = source
@@ -105,11 +112,53 @@ def build(entry=ENTRY):
         parts = path.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             files.setdefault("/".join(parts[:depth] + ["__init__.py"]), b"")
+    return files
+
+
+def digest(files):
+    """What the writer is made of: its sources and the bytecode version of this interpreter."""
+    hashed = hashlib.sha256(importlib.util.MAGIC_NUMBER)
+    for path in sorted(files):
+        hashed.update(b"%d:%s\0%d:" % (len(path), path.encode("utf-8"), len(files[path])))
+        hashed.update(files[path])
+    return hashed.hexdigest()
+
+
+def installed_digest(path):
+    """The digest in the comment of the writer at ``path``; None when it is missing, not a zip, or
+    a zip of anything else."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            comment = archive.comment
+    except (IOError, OSError, zipfile.BadZipfile):
+        return None
+    if not comment.startswith(COMMENT):
+        return None
+    return comment[len(COMMENT):].decode("ascii", "replace")
+
+
+def _pyc(path, source):
+    """A checked hash-based ``.pyc`` of ``source`` (PEP 552): no time stamp in it, and zipimport
+    checks it against the source beside it before it uses it."""
+    code = compile(source, path, "exec", dont_inherit=True)
+    return (importlib.util.MAGIC_NUMBER + (0b11).to_bytes(4, "little") + importlib.util.source_hash(source) +
+            marshal.dumps(code))
+
+
+def build(entry=ENTRY, files=None):
+    """The zip's bytes: the ``sources`` (or ``files``), each ``.py`` with its ``.pyc``, sorted, with
+    fixed dates and modes, and the ``digest`` as its comment."""
+    files = sources(entry) if files is None else files
+    members = dict(files)
+    for path, source in files.items():
+        if path.endswith(".py") and path != "__main__.py":  # __main__ is run, not imported
+            members[path + "c"] = _pyc(path, source)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(files):
+        for path in sorted(members):
             info = zipfile.ZipInfo(path, date_time=_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, files[path])
+            archive.writestr(info, members[path])
+        archive.comment = COMMENT + digest(files).encode("ascii")
     return out.getvalue()

@@ -204,6 +204,49 @@ def test_the_zip_is_the_same_bytes_each_build_and_holds_the_writer_closure():
     assert zipfile.ZipFile(io.BytesIO(first)).read("ansible/__init__.py") == b""
 
 
+def test_the_zip_holds_compiled_modules_that_the_writer_uses(tmp_path):
+    """Each module has its checked hash-based .pyc beside it, and importing from the zip takes it (the
+    module's __file__ is the .pyc): the writer does not compile its sources on each run."""
+    raw = bundle.build()
+    names = zipfile.ZipFile(io.BytesIO(raw)).namelist()
+    assert all(n + "c" in names for n in names if n.endswith(".py") and n != "__main__.py")
+    path = tmp_path / "wgsp-metrics.pyz"
+    path.write_bytes(raw)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from ansible_collections.wgsp.service_proxy.plugins.module_utils._status import writer, host; "
+            "print(writer.__file__); print(host.__file__)")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(path)], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.endswith(".pyc") for line in proc.stdout.split()] == [True, True], proc.stdout
+
+
+def test_the_zip_names_its_sources_digest():
+    sources = bundle.sources()
+    raw = bundle.build(files=sources)
+    comment = zipfile.ZipFile(io.BytesIO(raw)).comment.decode()
+    assert comment == "wgsp-metrics sha256=" + bundle.digest(sources)
+    changed = dict(sources, **{"__main__.py": sources["__main__.py"] + b"# edited\n"})
+    assert bundle.digest(changed) != bundle.digest(sources)
+
+
+def test_installed_digest_of_what_is_no_writer(tmp_path):
+    (tmp_path / "text").write_text("not a zip")
+    (tmp_path / "other.zip").write_bytes(_plain_zip())
+    assert bundle.installed_digest(str(tmp_path / "missing")) is None
+    assert bundle.installed_digest(str(tmp_path / "text")) is None
+    assert bundle.installed_digest(str(tmp_path / "other.zip")) is None
+    (tmp_path / "w.pyz").write_bytes(bundle.build())
+    assert bundle.installed_digest(str(tmp_path / "w.pyz")) == bundle.digest(bundle.sources())
+
+
+def _plain_zip():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("x", b"y")
+    return out.getvalue()
+
+
 def test_the_zip_runs_on_its_own(tmp_path):
     """Run with -I (no PYTHONPATH, no user site) from an empty directory: it imports only what it holds."""
     path = tmp_path / "wgsp-metrics.pyz"

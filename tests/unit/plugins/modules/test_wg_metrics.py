@@ -116,9 +116,23 @@ def test_systemd_timer_installed_started_and_a_rerun_changes_nothing(monkeypatch
 
     before = snapshot(host.tmp)
     host.calls.clear()
+    monkeypatch.setattr(wg_metrics.bundle, "build", no_build)  # the installed writer's digest says it is current
     again = run(monkeypatch, args(host.tmp))
     assert again["changed"] is False and again["changes"] == [], again
     assert snapshot(host.tmp) == before and host.writes() == [] and host.writer_runs == 1
+
+
+def no_build(*args, **kwargs):
+    raise AssertionError("the writer zip was built again")
+
+
+def test_a_writer_built_from_other_sources_is_replaced(monkeypatch, host):
+    first = run(monkeypatch, args(host.tmp))
+    with open(first["writer"], "wb") as handle:  # an older collection's writer: another digest
+        handle.write(wg_metrics.bundle.build(files=dict(wg_metrics.bundle.sources(), **{"old.py": b""})))
+    again = run(monkeypatch, args(host.tmp), diff=True)
+    assert again["changed"] and again["changes"][0] == "write %s" % first["writer"], again
+    assert wg_metrics.bundle.installed_digest(first["writer"]) == wg_metrics.bundle.digest(wg_metrics.bundle.sources())
 
 
 def test_check_mode_changes_nothing_and_diff_shows_the_files(monkeypatch, host):
