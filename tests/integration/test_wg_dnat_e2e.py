@@ -12,11 +12,13 @@ from topology import OUTSIDER, PROXY_PUBLIC, PUBLIC_USER, SVC, TUNNEL, seed, tcp
 SHARE_SET = {"name": "share", "in_interface": "wg0",
              "rules": [{"port": 80, "to_address": SVC, "to_port": 8080},
                        {"proto": "udp", "port": 53, "to_address": SVC, "to_port": 5353},
-                       {"port": "7000-7002", "to_address": SVC}]}
+                       {"port": "7000-7002", "to_address": SVC},
+                       {"proto": "udp", "port": "9100-9102", "to_address": SVC, "to_port": "5350-5352"}]}
 PUBLIC_SET = {"name": "public", "in_interface": "eth1", "out_interface": "wg0", "masquerade": True,
               "sources": [PUBLIC_USER + "/32"],
               "compact_rules": ["80:%s:80" % TUNNEL["share"], "udp:53:%s:53" % TUNNEL["share"],
-                                "7000-7002:%s:7000-7002" % TUNNEL["share"]]}
+                                "7000-7002:%s:7000-7002" % TUNNEL["share"],
+                                "udp:9200-9202:%s:9100-9102" % TUNNEL["share"]]}
 
 
 def ruleset(host):
@@ -30,6 +32,7 @@ def test_public_user_reaches_share_services_through_proxy(lab, backend):
     topo.svc.serve("tcp", SVC, 8080)
     topo.svc.serve("udp", SVC, 5353)
     topo.svc.serve("tcp", SVC, 7001)
+    topo.svc.serve("udp", SVC, 5351)
     for host, args in ((topo.share, SHARE_SET), (topo.proxy, PUBLIC_SET)):
         result = host.module("wg_dnat", dict(args, backend=backend))
         assert result["_rc"] == 0 and result["changed"] and result["backend"] == backend, result
@@ -41,6 +44,10 @@ def test_public_user_reaches_share_services_through_proxy(lab, backend):
     assert tcp_get(topo.public, PROXY_PUBLIC, 80) == (0, "svc %s" % TUNNEL["proxy"])
     assert udp_ask(topo.public, PROXY_PUBLIC, 53) == (0, "svc %s ping" % TUNNEL["proxy"])
     assert tcp_get(topo.public, PROXY_PUBLIC, 7001) == (0, "svc %s" % TUNNEL["proxy"])
+    # remapped UDP ranges at both ends, port by port: 9201 -> share 9101 -> svc 5351, and only there
+    # (9200 and 9202 go to 5350 and 5352, where nothing listens)
+    assert udp_ask(topo.public, PROXY_PUBLIC, 9201) == (0, "svc %s ping" % TUNNEL["proxy"])
+    assert udp_ask(topo.public, PROXY_PUBLIC, 9200)[0] != 0 and udp_ask(topo.public, PROXY_PUBLIC, 9202)[0] != 0
     # a source outside `sources` is refused (forward path), the allowed one still works.
     rc, _body = tcp_get(topo.public, PROXY_PUBLIC, 80, source=OUTSIDER)
     assert rc != 0

@@ -109,6 +109,27 @@ def check_port_range(field, value):
     return (low, high)
 
 
+def check_to_ports(field, port, to_port):
+    """Where the ports ``port`` (a checked ``(low, high)``) are forwarded: ``to_port`` is a port or a
+    range of the same length (None: the same ports); returns it as ``(low, high)``. A range goes
+    port by port (``30000-30010`` to ``40000-40010`` sends 30005 to 40005)."""
+    if to_port is None:
+        return port
+    to_port = check_port_range(field, to_port)
+    if to_port[1] - to_port[0] != port[1] - port[0]:
+        raise ValidationError(field, "%s is %d port(s) but the ports it receives from, %s, are %d: a range is "
+                              "forwarded port by port, to a range of the same length"
+                              % (ports_value(to_port), to_port[1] - to_port[0] + 1, ports_value(port),
+                                 port[1] - port[0] + 1))
+    return to_port
+
+
+def ports_value(ports):
+    """A ``(low, high)`` pair as users write it: the port (an int) or ``"low-high"``."""
+    low, high = ports
+    return low if low == high else "%d-%d" % (low, high)
+
+
 def check_float(field, value, low, high):
     """A number (int or float, or its text) with ``low <= value <= high``."""
     if isinstance(value, bool):

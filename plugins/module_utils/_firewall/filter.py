@@ -35,6 +35,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
     check_ifname,
     check_no_control,
     check_port_range,
+    ports_value,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.iptables import (
     DOCKER_USER,
@@ -88,9 +89,7 @@ class Allow:
 
     def to_dict(self):
         proto = "both" if len(self.protos) == 2 else self.protos[0]
-        port = None
-        if self.port is not None:
-            port = self.port[0] if self.port[0] == self.port[1] else format_ports(self.port)
+        port = None if self.port is None else ports_value(self.port)
         return {"proto": proto, "port": port, "sources": list(self.sources),
                 "destinations": list(self.destinations)}
 

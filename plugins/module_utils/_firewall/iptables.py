@@ -63,7 +63,10 @@ def _dnat_target(rule):
     addr = rule.to_address if rule.family == 4 else "[%s]" % rule.to_address
     if rule.to_port == rule.port:
         return rule.to_address  # the destination port is kept as it is
-    return "%s:%s" % (addr, format_ports(rule.to_port))
+    if rule.port[0] == rule.port[1]:
+        return "%s:%d" % (addr, rule.to_port[0])
+    # a remapped range, port by port: /base shifts each port by to_port - base (DNAT revision 2)
+    return "%s:%s/%d" % (addr, format_ports(rule.to_port), rule.port[0])
 
 
 def _ifaces(in_if=None, out_if=None):

@@ -76,12 +76,14 @@ def render_rule_lines(set_name, rule):
     tag = 'comment "wgsp:%s"' % set_name
     port = format_ports(rule.port)
     to_port = format_ports(rule.to_port)
+    address = rule.to_address if rule.family == 4 else "[%s]" % rule.to_address
     if rule.to_port == rule.port:
         target = rule.to_address
-    elif rule.family == 4:
-        target = "%s:%s" % (rule.to_address, to_port)
+    elif rule.port[0] == rule.port[1]:
+        target = "%s:%s" % (address, to_port)
     else:
-        target = "[%s]:%s" % (rule.to_address, to_port)
+        # a remapped range, port by port, as nft lists it (and reads it back)
+        target = None
     reject = "reject with icmp port-unreachable" if rule.family == 4 else "reject with icmpv6 port-unreachable"
     out = {"prerouting": [], "postrouting": [], "forward": []}
     for proto in rule.protos:
@@ -90,9 +92,11 @@ def render_rule_lines(set_name, rule):
                 out["prerouting"].append(" ".join(
                     _ifaces(rule.in_interface) + (["%s saddr %s" % (ipk, _net(src))] if src else [nfproto])
                     + ["%s dport %s" % (proto, port), 'log prefix "wgsp-%s "' % set_name, tag]))
+        shifted = target or "%s:%s dport map { %s }" % (address, proto, ", ".join(
+            "%d : %d" % (p, p - rule.port[0] + rule.to_port[0]) for p in range(rule.port[0], rule.port[1] + 1)))
         out["prerouting"].append(" ".join(
             _ifaces(rule.in_interface) + [nfproto, "%s dport %s" % (proto, port), "counter",
-                                          "dnat %s to %s" % (ipk, target), tag]))
+                                          "dnat %s to %s" % (ipk, shifted), tag]))
         ct_orig = "ct status dnat ct original proto-dst %s" % port
         dest = "%s daddr %s" % (ipk, rule.to_address)
         for src in rule.sources or (None,):
@@ -149,7 +153,7 @@ def parse_table(text):
 
 _DNAT_RE = re.compile(
     r'^(?:iifname "(?P<iif>[^"]+)" )?meta nfproto ipv(?P<fam>[46]) (?P<proto>tcp|udp) dport (?P<port>[0-9-]+) '
-    r"counter dnat ip6? to (?P<dest>\S+)")
+    r"counter dnat ip6? to (?P<dest>\S+?)(?::(?:tcp|udp) dport map \{ (?P<map>[0-9 :,]+) \})?(?: |$)")
 
 
 def parse_mapping(line):
@@ -159,6 +163,11 @@ def parse_mapping(line):
     family = int(match.group("fam"))
     port = tuple(int(p) for p in match.group("port").split("-"))
     port = (port[0], port[-1])
+    if match.group("map"):
+        dest = match.group("dest")
+        addr = dest[1:-1] if dest.startswith("[") else dest
+        targets = [int(pair.split(":")[1]) for pair in match.group("map").split(",")]
+        return (family, match.group("proto"), match.group("iif"), port, addr, (min(targets), max(targets)))
     addr, to_port = split_dnat_target(match.group("dest"), port)
     return (family, match.group("proto"), match.group("iif"), port, addr, to_port)
 

@@ -22,6 +22,8 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
     check_no_control,
     check_port,
     check_port_range,
+    check_to_ports,
+    ports_value,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.forms import compact_rule
@@ -97,9 +99,9 @@ class Rule:
             "proto": proto,
             "family": "ipv%d" % self.family,
             "in_interface": self.in_interface,
-            "port": self.port[0] if self.port[0] == self.port[1] else format_ports(self.port),
+            "port": ports_value(self.port),
             "to_address": self.to_address,
-            "to_port": self.to_port[0] if self.to_port[0] == self.to_port[1] else format_ports(self.to_port),
+            "to_port": ports_value(self.to_port),
             "out_interface": self.out_interface,
             "masquerade": self.masquerade,
             "sources": list(self.sources),
@@ -172,14 +174,7 @@ def validate_rule(field, raw, defaults, networks=()):
     if raw.get("port") is None:
         raise ValidationError(field + ".port", "is required")
     port = check_port_range(field + ".port", raw.get("port"))
-    to_port = port
-    if raw.get("to_port") is not None:
-        to_port = check_port_range(field + ".to_port", raw.get("to_port"))
-        if to_port != port and (port[0] != port[1] or to_port[0] != to_port[1]):
-            raise ValidationError(
-                field + ".to_port",
-                "a port range can only be forwarded to the same ports (port %s, to_port %s): omit to_port"
-                % (format_ports(port), format_ports(to_port)))
+    to_port = check_to_ports(field + ".to_port", port, raw.get("to_port"))
     address = raw.get("to_address")
     container = raw.get("to_container")
     if (address is None) == (container is None):

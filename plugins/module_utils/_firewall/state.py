@@ -107,9 +107,11 @@ def interface_matches(in_if, out_if, in_form, out_form):
 
 
 def split_dnat_target(dest, port):
-    """``addr``, ``[v6addr]:port``, ``v4addr:port`` or with a port range (as iptables-save and nft print
-    a DNAT target) -> ``(addr, (low, high))``; without a port the target port is ``port``."""
+    """``addr``, ``[v6addr]:port``, ``v4addr:port`` or with a port range, shifted from a base port
+    (``:40000-40010/30000``) or not (as iptables-save and nft print a DNAT target) -> ``(addr, (low,
+    high))``; without a port the target port is ``port``."""
     addr, ports = split_host_port(dest)  # an unbracketed IPv6 target carries no port
+    ports = (ports or "").partition("/")[0]
     to_port = tuple(int(p) for p in ports.split("-")) if ports else port
     return addr, (to_port[0], to_port[-1])
 

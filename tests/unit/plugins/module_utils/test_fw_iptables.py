@@ -139,6 +139,21 @@ def test_render_ipv6_range_and_port_change():
     assert '-j LOG --log-prefix "wgsp-s "' in pre[0]
 
 
+def test_a_remapped_range_goes_port_by_port_and_reads_back():
+    """30000-30010 to 40000-40010: DNAT revision 2's /base shift, as iptables-save prints it."""
+    (v4, v6) = rules({"proto": "udp", "port": "30000-30010", "to_address": "10.7.0.2", "to_port": "40000-40010"},
+                     {"proto": "udp", "port": "30000-30010", "to_address": "fd00:7::2", "to_port": "40000-40010"})
+    assert v4.to_dict()["to_port"] == "40000-40010"
+    for rule, dest in ((v4, "10.7.0.2:40000-40010/30000"), (v6, "[fd00:7::2]:40000-40010/30000")):
+        pre = render_rule_lines("s", rule)["PRE"]
+        assert pre == ['-A WGSP-S-PRE -p udp -m udp --dport 30000:30010 -m comment --comment "wgsp:s" '
+                       '-j DNAT --to-destination %s' % dest]
+        assert parse_mapping(pre[0], rule.family) == (rule.family, "udp", None, (30000, 30010), rule.to_address,
+                                                      (40000, 40010))
+        fwd = render_rule_lines("s", rule)["FWD"]
+        assert "--dport 40000:40010 -m conntrack --ctstate DNAT --ctorigdstport 30000:30010" in fwd[0]
+
+
 def test_parse_save_and_mapping():
     text = ("# c\n*nat\n:PREROUTING ACCEPT [1:2]\n:WGSP-S-PRE - [0:0]\n"
             "[5:300] -A WGSP-S-PRE -i eth0 -p tcp -m tcp --dport 80 -m comment --comment \"wgsp:s\" -j DNAT --to-destination 10.7.0.2:8080\n"

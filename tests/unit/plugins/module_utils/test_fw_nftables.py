@@ -84,6 +84,21 @@ def test_render_exact():
     assert "icmpv6 port-unreachable" in out["forward"][2]
 
 
+def test_a_remapped_range_goes_port_by_port_and_reads_back():
+    """30000-30002 to 40000-40002: an anonymous map of each port, in the form nft 1.0 lists it (and reads)."""
+    (v4, v6) = normalise([{"proto": "udp", "port": "30000-30002", "to_address": "10.7.0.2", "to_port": "40000-40002"},
+                          {"proto": "udp", "port": "30000-30002", "to_address": "fd00::2", "to_port": "40000-40002"}])
+    pre = render_rule_lines("pub", v4)["prerouting"]
+    assert pre == ['meta nfproto ipv4 udp dport 30000-30002 counter dnat ip to 10.7.0.2:udp dport map '
+                   '{ 30000 : 40000, 30001 : 40001, 30002 : 40002 } comment "wgsp:pub"']
+    assert parse_mapping(pre[0]) == (4, "udp", None, (30000, 30002), "10.7.0.2", (40000, 40002))
+    pre = render_rule_lines("pub", v6)["prerouting"]
+    assert pre == ['meta nfproto ipv6 udp dport 30000-30002 counter dnat ip6 to [fd00::2]:udp dport map '
+                   '{ 30000 : 40000, 30001 : 40001, 30002 : 40002 } comment "wgsp:pub"']
+    assert parse_mapping(pre[0]) == (6, "udp", None, (30000, 30002), "fd00::2", (40000, 40002))
+    assert "udp dport 40000-40002 ct status dnat ct original proto-dst 30000-30002" in render_rule_lines("pub", v4)["forward"][0]
+
+
 def test_parse_table_and_mapping():
     text = ('table inet wgsp-dnat-pub { # handle 5\n\tcomment "wgsp:pub"\n\tchain prerouting { # handle 1\n'
             '\t\ttype nat hook prerouting priority dstnat; policy accept;\n'
