@@ -47,6 +47,9 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
     check_ifname,
     check_int,
     check_port,
+    check_port_range,
+    check_to_ports,
+    ports_value,
     shell_quote,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MAX_INTERVAL as METRICS_MAX_INTERVAL
@@ -82,7 +85,15 @@ def _entries(var, entries):
 
 
 def _port(var, entry, value):
-    return _check(var, entry, "port", check_port, value)
+    """A port or a range ``N-M``: an int, or ``"N-M"`` for a range (as wg_dnat and wg_filter take it)."""
+    return ports_value(_check(var, entry, "port", check_port_range, value))
+
+
+def _to_port(var, entry, port, value):
+    """Where ``port`` (a ``_port`` value) goes: ``value``, a port or a range of the same length (a
+    range is forwarded port by port); the same ports when ``value`` is None."""
+    pair = check_port_range("port", port)
+    return ports_value(_check(var, entry, "target port", check_to_ports, pair, value))
 
 
 def _form(var, entry, parse):
@@ -139,7 +150,7 @@ def share_services(entries, var="share_client_services"):
             container = _check(var, entry, "container name", check_docker_name, entry.get("container") or name)
             proto = _proto(var, entry, entry.get("proto"))
             port = _port(var, entry, entry.get("port"))
-            to_port = _port(var, entry, entry.get("to_port", port))
+            to_port = _to_port(var, entry, port, entry.get("to_port"))
             out.append({"name": name, "container": container,
                         "proto": proto, "port": port, "to_port": to_port})
             continue
@@ -162,7 +173,7 @@ def host_services(entries, var="share_client_host_services"):
             form = _form(var, entry, host_service_form)
             proto, port, to_port = form["proto"], form["port"], form["to_port"]
         port = _port(var, entry, port)
-        out.append({"proto": _proto(var, entry, proto), "port": port, "to_port": _port(var, entry, to_port)})
+        out.append({"proto": _proto(var, entry, proto), "port": port, "to_port": _to_port(var, entry, port, to_port)})
     return out
 
 
@@ -175,8 +186,9 @@ def external_forwards(entries, var="share_client_external_forwards"):
         else:
             form = _form(var, entry, external_form)
             proto, port, addr, to_port = form["proto"], form["port"], form["to_address"], form["to_port"]
-        out.append({"proto": _proto(var, entry, proto), "port": _port(var, entry, port),
-                    "to_address": _address(var, entry, addr), "to_port": _port(var, entry, to_port if to_port else port)})
+        port = _port(var, entry, port)
+        out.append({"proto": _proto(var, entry, proto), "port": port,
+                    "to_address": _address(var, entry, addr), "to_port": _to_port(var, entry, port, to_port or None)})
     return out
 
 
@@ -189,7 +201,7 @@ def resolve_target(target, hostvars, var="target", proto=None):
         host = service = None
     if not host or not service:
         _fail(var, target, "is not address:port, [ipv6]:port or inventory_host:service")
-    if (text.startswith("[") or re.match(r"^[0-9.]+$", host)) and service.isdigit():
+    if (text.startswith("[") or re.match(r"^[0-9.]+$", host)) and re.match(r"^[0-9]+(-[0-9]+)?$", service):
         return {"address": _address(var, target, host), "port": _port(var, target, service),
                 "proto": _proto(var, target, proto), "host": None}
     if host not in hostvars:
@@ -230,8 +242,9 @@ def public_ports(entries, hostvars, var="proxy_client_public_ports"):
             form = _form(var, entry, publish_form)
             proto, public, target = form["proto"], form["port"], form["target"]
         resolved = resolve_target(target, hostvars, var=var, proto=proto)
-        out.append({"proto": resolved["proto"], "port": _port(var, entry, public),
-                    "to_address": resolved["address"], "to_port": resolved["port"]})
+        public = _port(var, entry, public)
+        out.append({"proto": resolved["proto"], "port": public,
+                    "to_address": resolved["address"], "to_port": _to_port(var, entry, public, resolved["port"])})
     return out
 
 

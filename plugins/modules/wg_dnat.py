@@ -110,7 +110,10 @@ options:
             (or on the container's only network), falling back to DNS.
         type: str
       to_port:
-        description: Port to forward to; defaults to O(rules[].port). A range can only map to itself.
+        description:
+          - Port to forward to; defaults to O(rules[].port).
+          - For a range, a range of the same length, forwarded port by port (V(30000-30010) to V(40000-40010) sends
+            30005 to 40005), by iptables' C(--to-destination address:40000-40010/30000) or an nftables map of each port.
         type: raw
       out_interface:
         description: Interface the forwarded traffic leaves on (e.g. C(wg0) on a proxy); one name, no wildcard.
@@ -133,7 +136,8 @@ options:
       - Rules in the original project's compact forms, for copy-paste migration.
       - "Share form C(name[:proto]:port) (C(WG_DOCKER_ALLOWED_HOSTS)): forward O(in_interface)'s port to the
         same port of container C(name); proto C(tcp) (default), C(udp), C(both) or C(all)."
-      - "Publish form C([proto:]public_port:address:port) (C(WG_PUBLIC_PORTS)), address may be C([ipv6])."
+      - "Publish form C([proto:]public_port:address:port) (C(WG_PUBLIC_PORTS)), address may be C([ipv6]); either
+        port may be a range C(N-M), the two of the same length (C(udp:30000-30010:10.7.0.2:40000-40010))."
       - Interfaces, masquerade, sources and log come from the module-level defaults.
     type: list
     elements: str
@@ -229,6 +233,7 @@ EXAMPLES = r"""
     rules:
       - {port: 80, to_address: 10.7.0.2}
       - {proto: udp, port: 5000-5010, to_address: 10.7.0.2}
+      - {proto: udp, port: 30000-30010, to_address: 10.7.0.2, to_port: 40000-40010}  # port by port
       - {proto: both, port: 8443, to_address: "fd00:7::2", to_port: 443, sources: ["2001:db8::/32"]}
 
 - name: Also write a boot script that wg-quick runs (PostUp = sh /etc/wg-service-proxy/wg0-public.rules)

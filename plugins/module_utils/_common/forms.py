@@ -19,6 +19,8 @@ Forms:
   ``share_client_external_forwards``).
 
 A target is ``address:port``, ``[ipv6]:port`` or ``inventory_host:service`` (``net.split_host_port``).
+Every port may be a range ``N-M``; a range forwarded to another range of the same length goes port by
+port (``checks.check_to_ports``).
 """
 
 from __future__ import absolute_import, division, print_function

@@ -44,6 +44,13 @@ def tcp_connect(address, port, timeout, refused_ok=False, clock=time.time):
     return ok, detail, int(round((clock() - start) * 1000))
 
 
+RANGE_NOT_PROBED = "a port range: not probed (which of its ports listen is the service's choice)"
+
+
+def _is_range(port):
+    return "-" in str(port)
+
+
 def _probe(name, target, ok, detail, elapsed_ms=0):
     return {"name": name, "target": target, "ok": ok, "detail": detail, "elapsed_ms": elapsed_ms}
 
@@ -90,6 +97,8 @@ def build_probes(mode, state, status, age, rules, interface, connect, timeout, h
                 return _probe(name, target, False, "%s is routed via %s, not %s" % (address, dev or "nothing", interface))
         if proto == "udp":
             return _not_probed(name, target, "UDP: not probed (no TCP handshake to test)")
+        if _is_range(port):
+            return _not_probed(name, target, RANGE_NOT_PROBED)
         return _tcp_probe(name, address, port, connect, timeout)
 
     if mode == "proxy":
@@ -141,6 +150,8 @@ def build_probes(mode, state, status, age, rules, interface, connect, timeout, h
                 probes.append(_probe(name, "port %s" % port, False, "no address to probe (unresolved)"))
             elif proto == "udp":
                 probes.append(_not_probed(name, join_host_port(address, port), "UDP: not probed (no TCP handshake to test)"))
+            elif _is_range(port):
+                probes.append(_not_probed(name, join_host_port(address, port), RANGE_NOT_PROBED))
             else:
                 probes.append(_tcp_probe(name, address, port, connect, timeout))
     return probes

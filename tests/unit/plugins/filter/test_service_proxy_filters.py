@@ -111,6 +111,61 @@ def test_share_rule_sets():
         {"proto": "tcp", "port": 443}, {"proto": "tcp", "port": 22}, {"proto": "tcp", "port": 8080}, {"proto": "icmp"}]
 
 
+def test_port_ranges_end_to_end_in_the_forms_and_what_the_modules_make_of_them():
+    """Ranges in share_client_services, share_client_host_services and proxy_client_public_ports, remapped
+    port by port to a range of the same length; the hub lets exactly the range through, and wg_dnat and
+    wg_filter take what the filters give (the same validators)."""
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall import params
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import validate_specs
+
+    containers = f.share_services(["game:udp:27015-27020", {"name": "rtp", "proto": "udp", "port": "10000-10009",
+                                                            "to_port": "20000-20009"}])
+    assert [(c["port"], c["to_port"]) for c in containers] == [("27015-27020", "27015-27020"), ("10000-10009", "20000-20009")]
+    host = f.host_services(["udp:31000-31002:41000-41002", "tcp:5000-5001"])
+    assert host == [{"proto": "udp", "port": "31000-31002", "to_port": "41000-41002"},
+                    {"proto": "tcp", "port": "5000-5001", "to_port": "5000-5001"}]
+    rules = f.share_dnat_rules(containers, host, f.external_forwards(["tcp:6000-6001:192.168.1.9:7000-7001"]), "10.7.0.2")
+    specs = validate_specs(rules)
+    assert [(s.port, s.to_port) for s in specs] == [((27015, 27020), (27015, 27020)), ((10000, 10009), (20000, 20009)),
+                                                    ((6000, 6001), (7000, 7001)), ((31000, 31002), (41000, 41002))]
+    allow = f.share_input_allow([], [], host, False)
+    assert allow == [{"proto": "udp", "port": "41000-41002"}, {"proto": "tcp", "port": "5000-5001"}]
+    (fset,) = params.filter_rules(params.module_params("wg_filter", {"name": "input", "in_interface": "wg0", "allow": allow}))
+    assert [a.port for a in fset.allows] == [(41000, 41002), (5000, 5001)]
+
+    hostvars = dict(HOSTVARS, share1=dict(HOSTVARS["share1"], share_client_services=["game:udp:27015-27020"]),
+                    proxy1=dict(HOSTVARS["proxy1"], proxy_client_access_services=[],
+                                proxy_client_public_ports=["udp:32000-32002:10.7.0.2:31000-31002",
+                                                           "udp:27015-27020:share1:game"]))
+    public = f.public_ports(hostvars["proxy1"]["proxy_client_public_ports"], hostvars)
+    assert public == [{"proto": "udp", "port": "32000-32002", "to_address": "10.7.0.2", "to_port": "31000-31002"},
+                      {"proto": "udp", "port": "27015-27020", "to_address": "10.7.0.2", "to_port": "27015-27020"}]
+    assert validate_specs(public)[0].to_port == (31000, 31002)
+    assert f.hub_flows(["proxy1"], hostvars) == [
+        {"proto": "udp", "port": "31000-31002", "sources": ["10.7.0.3"], "destinations": ["10.7.0.2"]},
+        {"proto": "udp", "port": "27015-27020", "sources": ["10.7.0.3"], "destinations": ["10.7.0.2"]}]
+
+
+@pytest.mark.parametrize("func, entry, words", [
+    (f.host_services, "udp:31000-31002:41000-41001", ["share_client_host_services", "udp:31000-31002:41000-41001",
+                                                      "41000-41001 is 2 port(s)", "31000-31002, are 3"]),
+    (f.host_services, "udp:31000-31002:41000", ["share_client_host_services", "41000 is 1 port(s)"]),
+    (f.host_services, "udp:31002-31000", ["share_client_host_services", "reversed"]),
+    (f.share_services, {"name": "rtp", "port": "1-2", "to_port": "3-5"}, ["share_client_services", "3-5 is 3 port(s)"]),
+    (f.external_forwards, "tcp:6000-6001:192.168.1.9:7000", ["share_client_external_forwards", "7000 is 1 port(s)"]),
+])
+def test_a_range_to_a_range_of_another_length_is_refused_naming_the_entry(func, entry, words):
+    with pytest.raises(AnsibleFilterError) as err:
+        func([entry])
+    assert all(word in str(err.value) for word in words), str(err.value)
+
+
+def test_a_public_range_to_a_target_of_another_length_is_refused():
+    with pytest.raises(AnsibleFilterError) as err:
+        f.public_ports(["udp:32000-32002:10.7.0.2:31000"], HOSTVARS)
+    assert "proxy_client_public_ports" in str(err.value) and "31000 is 1 port(s)" in str(err.value)
+
+
 def test_public_interface_picking():
     facts = {"interfaces": ["lo", "eth0", "eth1"], "default_ipv4": {"interface": "eth0"},
              "eth0": {"ipv4": {"address": "192.168.30.20"}}, "eth1": {"ipv4": {"address": "203.0.113.20"}}}

@@ -295,6 +295,18 @@ def test_proxy_probes(tmp_path):
     assert result["summary"].endswith("probes=4/4")
 
 
+def test_a_published_tcp_range_is_not_probed(tmp_path):
+    """Which ports of a range listen is the service's choice (passive FTP listens on one at a time)."""
+    state = dict(PROXY_STATE, access_services=[], public_ports=[
+        {"proto": "tcp", "port": "30000-30010", "to_address": "10.7.0.2", "to_port": "40000-40010"}])
+    connect = Connector({("10.7.0.1", 22): "refused"})
+    result = report(tmp_path, state, iface([peer(HUB_KEY, NOW - 3, HUB_EP)]), probe=True, connect=connect,
+                    route_of=lambda address: "wg0")
+    assert probes_of(result)[-1] == ("public port tcp/30000-30010 target", "10.7.0.2:40000-40010", None)
+    assert "a port range: not probed" in result["probes"][-1]["detail"]
+    assert connect.calls == [("10.7.0.1", 22, True)]
+
+
 def test_proxy_probe_failures(tmp_path):
     connect = Connector({("10.7.0.1", 22): "timeout", ("10.7.0.2", 80): "refused"})
     result = report(tmp_path, PROXY_STATE, iface([peer(HUB_KEY, NOW - 3, HUB_EP)]), probe=True, connect=connect)
