@@ -26,7 +26,11 @@ PUBLIC = {"name": "public", "in_interface": "eth1", "out_interface": "wg0", "mas
                     {"proto": "udp", "port": "5000-5010", "to_address": "10.7.0.2", "log": True},
                     {"proto": "both", "port": 8443, "to_address": "fd00:7::2", "to_port": 443,
                      "sources": ["2001:db8::/32"]},
-                    {"port": 6000, "to_address": "10.7.0.9", "to_port": 7000}]}
+                    {"port": 6000, "to_address": "10.7.0.9", "to_port": 7000},
+                    # remapped ranges, port by port: iptables' /base shift, an nft map (each listed back as rendered)
+                    {"proto": "udp", "port": "30000-30003", "to_address": "10.7.0.2", "to_port": "40000-40003"},
+                    {"proto": "tcp", "port": "31000-31001", "to_address": "fd00:7::2", "to_port": "41000-41001",
+                     "sources": ["2001:db8::/32"]}]}
 ISOLATE = {"name": "isolate", "hook": "forward", "in_interface": "wg0", "out_interface": "wg0", "policy": "drop",
            "log": True, "allow": [{"proto": "tcp", "port": 80, "sources": ["10.7.0.3"], "destinations": ["10.7.0.2"]},
                                   {"proto": "udp", "port": "53-54", "destinations": ["fd00:7::2"]}]}
