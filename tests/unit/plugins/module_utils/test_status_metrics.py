@@ -86,6 +86,16 @@ def test_packets_per_published_port_on_both_backends():
     }
 
 
+@pytest.mark.parametrize("line", [
+    'inet wgsp-dnat-public prerouting: meta nfproto ipv4 udp dport 30000-30003 counter dnat ip to 10.7.0.2:udp dport '
+    'map { 30000 : 40000, 30001 : 40001, 30002 : 40002, 30003 : 40003 } comment "wgsp:public"',
+    'ipv4 nat WGSP-PUBLIC-PRE: -A WGSP-PUBLIC-PRE -i eth1 -p udp -m udp --dport 30000:30003 -m comment --comment '
+    '"wgsp:public" -j DNAT --to-destination 10.7.0.2:40000-40003/30000',
+])
+def test_a_remapped_range_is_counted_by_its_public_ports(line):
+    assert metrics.rule_labels(line)[1:] == ("dnat", "udp", "30000-30003")
+
+
 def test_drift_and_stale_containers():
     fams = families(metrics.render("wg0", PROXY_RESULT, NOW, 0.1))
     in_sync = {s.labels["rule_set"]: s.value for s in fams["wgsp_rule_set_in_sync"].samples}
