@@ -21,7 +21,7 @@ import os
 import re
 
 from ansible.errors import AnsibleError, AnsibleFilterError
-from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.module_utils.parsing.convert_bool import BOOLEANS, boolean
 from ansible.parsing.utils.yaml import from_yaml
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError
@@ -57,6 +57,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key, check_peer_name
 
 PROTOS = PROTO_WORDS
+_BOOLEAN_WORDS = frozenset([""] + [str(word).lower() for word in BOOLEANS])
 ROUTE_PROTO_RANGE = (5, 254)
 
 
@@ -302,21 +303,50 @@ def client_peers(clients, hostvars, keys, preshared=None):
 
 def _uses_psk(client, hostvars, hub):
     """Whether a client has a preshared key with its hub: the hub gives every client one
-    (``wg_server_preshared_keys``) or the client asks for one (``<role>_preshared_key``)."""
+    (``wg_server_preshared_keys``) or the client asks for one (``<role>_preshared_key``: true, or
+    the key itself, from a vaulted variable)."""
     vars_ = hostvars[client]
     role = host_tunnel(vars_, vars_.get("group_names")).get("role")
     hub_wide = hostvars[hub].get("wg_server_preshared_keys") if hub in hostvars else False
-    return boolean(hub_wide, strict=False) or boolean(vars_.get("%s_preshared_key" % role), strict=False)
+    return (boolean(hub_wide, strict=False) or boolean(vars_.get("%s_preshared_key" % role), strict=False)
+            or _given_psk(client, hostvars) is not None)
+
+
+def _given_psk(client, hostvars):
+    """The preshared key a client's ``<role>_preshared_key`` holds itself (a vaulted variable), or None
+    when it holds a boolean (or nothing). Checked as a WireGuard key; the error names the variable,
+    never the value."""
+    vars_ = hostvars[client]
+    var = "%s_preshared_key" % host_tunnel(vars_, vars_.get("group_names")).get("role")
+    value = vars_.get(var)
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if text.lower() in _BOOLEAN_WORDS:
+        return None
+    name = "%s.%s" % (client, var)
+    return _check(name, None, name, lambda field, v: check_key(field, v, secret=True), text)
 
 
 def preshared_key_peers(clients, hostvars, hub, rotated=None):
     """The hub's ``wg_preshared_keys`` peers: ``{name}`` of each client that uses a preshared key
     (its inventory name, which names the key file: validated here, the error naming the client),
-    with ``regenerate`` when the client or the hub is among ``rotated`` (rotate_keys)."""
+    with ``regenerate`` when the client or the hub is among ``rotated`` (rotate_keys), or with
+    ``key`` when the client's variable holds the key itself (a vaulted value: written on the hub
+    as given, never regenerated - a new vaulted value rotates it). A secret then: only for a
+    ``no_log`` task's arguments."""
     rotated = list(rotated or [])
-    return [{"name": _check("%s (inventory name)" % client, None, "preshared key of %s" % client, check_peer_name, client),
-             "regenerate": hub in rotated or client in rotated}
-            for client in clients or [] if _uses_psk(client, hostvars, hub)]
+    peers = []
+    for client in clients or []:
+        if not _uses_psk(client, hostvars, hub):
+            continue
+        peer = {"name": _check("%s (inventory name)" % client, None, "preshared key of %s" % client, check_peer_name, client),
+                "regenerate": hub in rotated or client in rotated}
+        given = _given_psk(client, hostvars)
+        if given is not None:
+            peer.update(key=given, regenerate=False)
+        peers.append(peer)
+    return peers
 
 
 def preshared_keys(clients, hostvars, hub, read=None):
@@ -330,7 +360,9 @@ def preshared_keys(clients, hostvars, hub, read=None):
     for client in clients or []:
         if not _uses_psk(client, hostvars, hub):
             continue
-        key = next((r["preshared_keys"][client] for r in results if r["preshared_keys"].get(client)), None)
+        # a vaulted key is taken as given (the module returns a given key masked, as for any no_log option)
+        key = _given_psk(client, hostvars) or next(
+            (r["preshared_keys"][client] for r in results if r["preshared_keys"].get(client)), None)
         if key:
             known[client] = key
     return known

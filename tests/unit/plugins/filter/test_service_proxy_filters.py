@@ -297,3 +297,23 @@ def test_client_peers_carry_the_known_preshared_keys():
     keys = {"share1": "S" * 43 + "=", "proxy1": "P" * 43 + "="}
     peers = f.client_peers(["share1", "proxy1"], HOSTVARS, keys, {"proxy1": PSK})
     assert [p.get("preshared_key") for p in peers] == [None, PSK]
+
+
+def test_a_vaulted_preshared_key_is_written_on_the_hub_as_given_and_given_to_the_client():
+    """<role>_preshared_key may hold the key itself (a vaulted value): the hub's wg_preshared_keys gets it
+    (never regenerated, even by rotate_keys), and both ends take it as given - the module returns a
+    given key masked, as Ansible masks any no_log option's value."""
+    hv = _psk_hostvars(proxy1=PSK, share1="yes", share2="false")
+    assert f.preshared_key_peers(["share1", "share2", "proxy1"], hv, "hub", ["proxy1", "hub"]) == [
+        {"name": "share1", "regenerate": True}, {"name": "proxy1", "regenerate": False, "key": PSK}]
+    hv["hub"]["__wgsp_psk"] = {"preshared_keys": {"proxy1": "********", "share1": PSK}}
+    assert f.preshared_keys(["share1", "proxy1"], hv, "hub") == {"share1": PSK, "proxy1": PSK}
+    # a key with spaces around it (a vault file's newline) is the same key
+    assert f.preshared_keys(["proxy1"], _psk_hostvars(proxy1=" %s\n" % PSK), "hub") == {"proxy1": PSK}
+
+
+@pytest.mark.parametrize("value", ["not-a-key", "c2hvcnQ=", PSK[:-2] + "\n" + PSK[-2:]])
+def test_a_preshared_key_value_that_is_no_key_fails_naming_the_variable_not_the_value(value):
+    with pytest.raises(AnsibleFilterError) as err:
+        f.preshared_key_peers(["proxy1"], _psk_hostvars(proxy1=value), "hub")
+    assert str(err.value).startswith("proxy1.proxy_client_preshared_key: ") and value.strip() not in str(err.value)
