@@ -58,6 +58,9 @@ def test_molecule_scenario(scenario, release):
     if scenario == "default":  # the UDP range went through, port by port (a skipped play would pass silently)
         task = log.find("TASK [Assert only the port mapped to the listening one answered")
         assert task >= 0 and "ok: [wgsp-mol-public]" in log[task:task + 400], "the UDP range was not verified"
+        task = log.find("TASK [Assert proxy1's preshared key with the hub is the vaulted one")
+        assert task >= 0 and all("ok: [%s]" % h in log[task:task + 800] for h in ("wgsp-mol-hub", "wgsp-mol-proxy1")), \
+            "the vaulted preshared key was not verified on both ends"
     for step in ("check", "converge", "idempotence", "verify"):
         assert "➜ %s: Executed: Successful" % step in log or "%s: Executed: Successful" % step in log, \
             "step %s did not run successfully" % step
