@@ -385,8 +385,12 @@ def present(module, params, result, run):
     stale = [p for p in (service, timer, cron) if p not in files and os.path.lexists(p)]
     if timer in stale and systemd_.runs():
         run.must("disable", "--now", os.path.basename(timer))
+    if service in stale and systemd_.runs():
+        run.must("stop", os.path.basename(service))  # a run under way outlives its timer
     for path in stale:
         run.remove(path)
+    if scheduler != "systemd" and (service in stale or timer in stale) and systemd_.runs():
+        run.must("daemon-reload")  # systemd forgets the removed units
     if scheduler == "systemd":
         if units_changed or (timer in stale):
             run.must("daemon-reload")

@@ -226,6 +226,16 @@ def test_absent_removes_the_schedule_the_file_and_the_last_writer(monkeypatch, h
     assert again["changed"] is False
 
 
+def test_moving_from_systemd_to_cron_stops_the_timer_and_a_run_under_way(monkeypatch, host):
+    host.tools.add("cron")
+    run(monkeypatch, args(host.tmp))
+    host.calls.clear()
+    result = run(monkeypatch, args(host.tmp, scheduler="cron"))
+    assert result["scheduler"] == "cron" and os.listdir(str(host.tmp / "units")) == []
+    assert host.writes() == [["disable", "--now", "wgsp-metrics-wgspunit0.timer"],
+                             ["stop", "wgsp-metrics-wgspunit0.service"], ["daemon-reload"]]
+
+
 def test_moving_from_cron_to_systemd_removes_the_cron_entry(monkeypatch, host):
     host.tools.add("cron")
     run(monkeypatch, args(host.tmp, scheduler="cron"))
