@@ -382,17 +382,9 @@ def present(module, params, result, run):
         wrote = (run.put_writer if path == writer else run.put)(path, *files[path])
         units_changed = units_changed or (wrote and path in (service, timer))
     # A schedule left from another scheduler (systemd came, cron went) would run the writer twice.
-    stale = [p for p in (service, timer, cron) if p not in files and os.path.lexists(p)]
-    if timer in stale and systemd_.runs():
-        run.must("disable", "--now", os.path.basename(timer))
-    if service in stale and systemd_.runs():
-        run.must("stop", os.path.basename(service))  # a run under way outlives its timer
-    for path in stale:
-        run.remove(path)
-    if scheduler != "systemd" and (service in stale or timer in stale) and systemd_.runs():
-        run.must("daemon-reload")  # systemd forgets the removed units
+    remove_schedule(run, service, timer, [p for p in (service, timer, cron) if p not in files and os.path.lexists(p)])
     if scheduler == "systemd":
-        if units_changed or (timer in stale):
+        if units_changed:
             run.must("daemon-reload")
         unit = os.path.basename(timer)
         enabled = run.systemctl("is-enabled", unit)[1].strip()
@@ -411,6 +403,21 @@ def present(module, params, result, run):
             run.changes.append("write %s" % output)
     elif not os.path.exists(output):
         run.changes.append("write %s" % output)
+
+
+def remove_schedule(run, service, timer, paths):
+    """Remove the schedule files ``paths`` (existing ones, of ``service``, ``timer`` and the cron entry):
+    where systemd runs, the timer is disabled and stopped and a run under way is stopped first (it
+    outlives its timer; stop waits for it to end), and systemd reloads once its units are gone."""
+    systemd = systemd_.runs()
+    if timer in paths and systemd:
+        run.must("disable", "--now", os.path.basename(timer))
+    if service in paths and systemd:
+        run.must("stop", os.path.basename(service))
+    for path in paths:
+        run.remove(path)
+    if (service in paths or timer in paths) and systemd:
+        run.must("daemon-reload")
 
 
 def installed_paths(name, contents):
@@ -450,13 +457,7 @@ def absent(module, params, result, run):
     writer = writer or os.path.join(params["writer_dir"], WRITER_NAME)
     output = output or os.path.join(params["textfile_dir"], "wgsp_%s.prom" % name)
     scheduler = "cron" if cron in found else ("systemd" if found else "none")
-    if timer in found and systemd_.runs():
-        run.must("disable", "--now", os.path.basename(timer))
-    if service in found and systemd_.runs():
-        # a run under way outlives its timer: stop waits for it to end
-        run.must("stop", os.path.basename(service))
-    for path in (service, timer, cron):
-        run.remove(path)
+    remove_schedule(run, service, timer, found)
     directory = os.path.dirname(output)
     if module.check_mode or not os.path.isdir(directory):
         run.remove(output)
@@ -465,8 +466,6 @@ def absent(module, params, result, run):
         # holds this lock until it has written, and once it is released the file stays removed
         with _writer.output_lock(directory):
             run.remove(output)
-    if (service in found or timer in found) and systemd_.runs():
-        run.must("daemon-reload")
     others = [p for p in glob.glob(os.path.join(UNIT_DIR, PREFIX + "*.timer")) + glob.glob(os.path.join(CRON_DIR, PREFIX + "*"))
               if p not in (timer, cron)]
     if not others:
