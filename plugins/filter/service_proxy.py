@@ -301,31 +301,21 @@ def client_peers(clients, hostvars, keys, preshared=None):
     return peers
 
 
-def _uses_psk(client, hostvars, hub):
-    """Whether a client has a preshared key with its hub: the hub gives every client one
-    (``wg_server_preshared_keys``) or the client asks for one (``<role>_preshared_key``: true, or
-    the key itself, from a vaulted variable)."""
-    vars_ = hostvars[client]
-    role = host_tunnel(vars_, vars_.get("group_names")).get("role")
-    hub_wide = hostvars[hub].get("wg_server_preshared_keys") if hub in hostvars else False
-    return (boolean(hub_wide, strict=False) or boolean(vars_.get("%s_preshared_key" % role), strict=False)
-            or _given_psk(client, hostvars) is not None)
-
-
-def _given_psk(client, hostvars):
-    """The preshared key a client's ``<role>_preshared_key`` holds itself (a vaulted variable), or None
-    when it holds a boolean (or nothing). Checked as a WireGuard key; the error names the variable,
-    never the value."""
+def _psk_of(client, hostvars, hub):
+    """``(uses, given)`` of a client's preshared key with its hub. It uses one when the hub gives every
+    client one (``wg_server_preshared_keys``) or the client asks for one (``<role>_preshared_key``:
+    true, or the key itself, from a vaulted variable). ``given``: that key itself, checked as a
+    WireGuard key (the error names the variable, never the value), else None."""
     vars_ = hostvars[client]
     var = "%s_preshared_key" % host_tunnel(vars_, vars_.get("group_names")).get("role")
     value = vars_.get(var)
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    if text.lower() in _BOOLEAN_WORDS:
-        return None
-    name = "%s.%s" % (client, var)
-    return _check(name, None, name, lambda field, v: check_key(field, v, secret=True), text)
+    given = None
+    if value is not None and not isinstance(value, bool) and str(value).strip().lower() not in _BOOLEAN_WORDS:
+        name = "%s.%s" % (client, var)
+        given = _check(name, None, name, lambda field, v: check_key(field, v, secret=True), str(value).strip())
+    hub_wide = hostvars[hub].get("wg_server_preshared_keys") if hub in hostvars else False
+    uses = given is not None or boolean(hub_wide, strict=False) or boolean(value, strict=False)
+    return uses, given
 
 
 def preshared_key_peers(clients, hostvars, hub, rotated=None):
@@ -338,11 +328,11 @@ def preshared_key_peers(clients, hostvars, hub, rotated=None):
     rotated = list(rotated or [])
     peers = []
     for client in clients or []:
-        if not _uses_psk(client, hostvars, hub):
+        uses, given = _psk_of(client, hostvars, hub)
+        if not uses:
             continue
         peer = {"name": _check("%s (inventory name)" % client, None, "preshared key of %s" % client, check_peer_name, client),
                 "regenerate": hub in rotated or client in rotated}
-        given = _given_psk(client, hostvars)
         if given is not None:
             peer.update(key=given, regenerate=False)
         peers.append(peer)
@@ -358,10 +348,11 @@ def preshared_keys(clients, hostvars, hub, read=None):
     results = [r for r in (hostvars[hub].get("__wgsp_psk") if hub in hostvars else None, read)
                if isinstance(r, Mapping) and isinstance(r.get("preshared_keys"), Mapping)]
     for client in clients or []:
-        if not _uses_psk(client, hostvars, hub):
+        uses, given = _psk_of(client, hostvars, hub)
+        if not uses:
             continue
         # a vaulted key is taken as given (the module returns a given key masked, as for any no_log option)
-        key = _given_psk(client, hostvars) or next(
+        key = given or next(
             (r["preshared_keys"][client] for r in results if r["preshared_keys"].get(client)), None)
         if key:
             known[client] = key
