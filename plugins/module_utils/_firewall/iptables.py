@@ -31,6 +31,7 @@ import re
 import shutil
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import join_host_port
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import format_ports
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import (
     Desired,
@@ -60,13 +61,12 @@ def _net(text, family):
 
 
 def _dnat_target(rule):
-    addr = rule.to_address if rule.family == 4 else "[%s]" % rule.to_address
     if rule.to_port == rule.port:
         return rule.to_address  # the destination port is kept as it is
     if rule.port[0] == rule.port[1]:
-        return "%s:%d" % (addr, rule.to_port[0])
+        return join_host_port(rule.to_address, rule.to_port[0])
     # a remapped range, port by port: /base shifts each port by to_port - base (DNAT revision 2)
-    return "%s:%s/%d" % (addr, format_ports(rule.to_port), rule.port[0])
+    return join_host_port(rule.to_address, "%s/%d" % (format_ports(rule.to_port), rule.port[0]))
 
 
 def _ifaces(in_if=None, out_if=None):

@@ -27,6 +27,7 @@ __metaclass__ = type
 import re
 import shutil
 
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import join_host_port
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import format_ports
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.state import (
     Desired,
@@ -69,6 +70,17 @@ def _ifaces(in_if=None, out_if=None):
     return interface_matches(in_if, out_if, 'iifname "%s"', 'oifname "%s"')
 
 
+def _dnat_target(rule, proto):
+    if rule.to_port == rule.port:
+        return rule.to_address  # the destination port is kept as it is
+    if rule.port[0] == rule.port[1]:
+        return join_host_port(rule.to_address, rule.to_port[0])
+    # a remapped range, port by port: a map of each port, as nft lists it (and reads it back)
+    shift = rule.to_port[0] - rule.port[0]
+    return join_host_port(rule.to_address, "%s dport map { %s }" % (proto, ", ".join(
+        "%d : %d" % (p, p + shift) for p in range(rule.port[0], rule.port[1] + 1))))
+
+
 def render_rule_lines(set_name, rule):
     """``{chain: [lines]}`` for one Rule, in ``nft list`` form."""
     ipk = "ip" if rule.family == 4 else "ip6"
@@ -76,14 +88,6 @@ def render_rule_lines(set_name, rule):
     tag = 'comment "wgsp:%s"' % set_name
     port = format_ports(rule.port)
     to_port = format_ports(rule.to_port)
-    address = rule.to_address if rule.family == 4 else "[%s]" % rule.to_address
-    if rule.to_port == rule.port:
-        target = rule.to_address
-    elif rule.port[0] == rule.port[1]:
-        target = "%s:%s" % (address, to_port)
-    else:
-        # a remapped range, port by port, as nft lists it (and reads it back)
-        target = None
     reject = "reject with icmp port-unreachable" if rule.family == 4 else "reject with icmpv6 port-unreachable"
     out = {"prerouting": [], "postrouting": [], "forward": []}
     for proto in rule.protos:
@@ -92,11 +96,9 @@ def render_rule_lines(set_name, rule):
                 out["prerouting"].append(" ".join(
                     _ifaces(rule.in_interface) + (["%s saddr %s" % (ipk, _net(src))] if src else [nfproto])
                     + ["%s dport %s" % (proto, port), 'log prefix "wgsp-%s "' % set_name, tag]))
-        shifted = target or "%s:%s dport map { %s }" % (address, proto, ", ".join(
-            "%d : %d" % (p, p - rule.port[0] + rule.to_port[0]) for p in range(rule.port[0], rule.port[1] + 1)))
         out["prerouting"].append(" ".join(
             _ifaces(rule.in_interface) + [nfproto, "%s dport %s" % (proto, port), "counter",
-                                          "dnat %s to %s" % (ipk, shifted), tag]))
+                                          "dnat %s to %s" % (ipk, _dnat_target(rule, proto)), tag]))
         ct_orig = "ct status dnat ct original proto-dst %s" % port
         dest = "%s daddr %s" % (ipk, rule.to_address)
         for src in rule.sources or (None,):
@@ -163,12 +165,10 @@ def parse_mapping(line):
     family = int(match.group("fam"))
     port = tuple(int(p) for p in match.group("port").split("-"))
     port = (port[0], port[-1])
-    if match.group("map"):
-        dest = match.group("dest")
-        addr = dest[1:-1] if dest.startswith("[") else dest
-        targets = [int(pair.split(":")[1]) for pair in match.group("map").split(",")]
-        return (family, match.group("proto"), match.group("iif"), port, addr, (min(targets), max(targets)))
     addr, to_port = split_dnat_target(match.group("dest"), port)
+    if match.group("map"):
+        targets = [int(pair.split(":")[1]) for pair in match.group("map").split(",")]
+        to_port = (min(targets), max(targets))
     return (family, match.group("proto"), match.group("iif"), port, addr, to_port)
 
 
