@@ -43,8 +43,18 @@ options:
         host may rely on forwarding).
     type: bool
     default: false
+  forwarding_ipv6:
+    description:
+      - V(true) does the same for IPv6, C(net.ipv6.conf.all.forwarding) (a dual-stack tunnel's hub, a proxy
+        that publishes on IPv6); the same O(sysctl_path) keeps it after a reboot.
+      - With IPv6 forwarding on, Linux ignores router advertisements on an interface whose C(accept_ra) is 1
+        (a router takes none). A host that learns its own IPv6 address or default route by SLAAC must set
+        C(accept_ra) to 2 on that interface, or it loses them when they expire.
+      - V(false) or unset leaves IPv6 forwarding as it is.
+    type: bool
+    default: false
   sysctl_path:
-    description: The C(sysctl.d) file that keeps forwarding on after a reboot (O(forwarding=true)).
+    description: The C(sysctl.d) file that keeps forwarding on after a reboot (O(forwarding=true), O(forwarding_ipv6=true)).
     type: path
     default: /etc/sysctl.d/60-wgsp-forwarding.conf
   record:
@@ -127,6 +137,11 @@ forwarding:
   returned: always
   type: bool
   sample: true
+forwarding_ipv6:
+  description: C(net.ipv6.conf.all.forwarding) as it is after the call (as it would be, in check mode); false without IPv6.
+  returned: always
+  type: bool
+  sample: false
 packages_missing:
   description: The packages of O(packages) (and O(userspace_packages) where needed) that are not installed.
   returned: always
@@ -176,9 +191,21 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files i
 )
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+IP6_FORWARD = "/proc/sys/net/ipv6/conf/all/forwarding"
 SYS_WIREGUARD = "/sys/module/wireguard"
-SYSCTL_TEXT = ("# Managed by wgsp.service_proxy: the service proxy forwards between its interfaces.\n"
-               "net.ipv4.ip_forward = 1\n")
+SYSCTL_HEADER = "# Managed by wgsp.service_proxy: the service proxy forwards between its interfaces.\n"
+
+
+def forwarding_switches():
+    """(option, live file, sysctl.d key) of each family's forwarding switch."""
+    return (("forwarding", IP_FORWARD, "net.ipv4.ip_forward"),
+            ("forwarding_ipv6", IP6_FORWARD, "net.ipv6.conf.all.forwarding"))
+
+
+def sysctl_text(params):
+    """The sysctl.d file's text for the switches asked for; None when none is."""
+    lines = ["%s = 1\n" % key for option, _live, key in forwarding_switches() if params.get(option)]
+    return SYSCTL_HEADER + "".join(lines) if lines else None
 
 
 def kernel_wireguard(module):
@@ -303,9 +330,10 @@ class Host(object):
         self.files = []  # (name, path, wanted text, mode)
         self.changes = []
         self.diff = []
-        if params["forwarding"]:
+        text = sysctl_text(params)
+        if text is not None:
             path = check_abs_path("sysctl_path", params["sysctl_path"])
-            self.files.append(("sysctl_path", path, SYSCTL_TEXT, 0o644))
+            self.files.append(("sysctl_path", path, text, 0o644))
         if params["record"] is not None:
             if params["record_path"] is None:
                 raise ValidationError("record_path", "is required with record")
@@ -313,21 +341,24 @@ class Host(object):
             self.files.append(("record_path", path, record_text("record", params["record"]), 0o644))
         elif params["record_path"] is not None:
             raise ValidationError("record", "is required with record_path")
-        self.forwarding = params["forwarding"]
+        self.switches = [(option, live) for option, live, _key in forwarding_switches() if params.get(option)]
         for name, path, _text, _mode in self.files:
             if os.path.isdir(path):
                 raise ValidationError(name, "%s is a directory" % path)
             check_writable_dir(name, path)
 
     def apply(self):
-        live = (read_text(IP_FORWARD) or "").strip() == "1"
-        if self.forwarding and not live:
-            self.changes.append("forwarding")
-            self.diff.append({"before_header": IP_FORWARD, "after_header": IP_FORWARD, "before": "0\n", "after": "1\n"})
+        """Apply the plan; returns ``{option: on}`` of both forwarding switches as they are after it."""
+        live = dict((option, (read_text(path) or "").strip() == "1") for option, path, _key in forwarding_switches())
+        for option, path in self.switches:
+            if live[option]:
+                continue
+            self.changes.append(option)
+            self.diff.append({"before_header": path, "after_header": path, "before": "0\n", "after": "1\n"})
             if not self.check_mode:
-                with open(IP_FORWARD, "w") as handle:
+                with open(path, "w") as handle:
                     handle.write("1\n")
-            live = True
+            live[option] = True
         for name, path, text, mode in self.files:
             current = read_text(path)
             if current == text and file_mode(path) == mode:
@@ -344,6 +375,7 @@ def main():
     module = WgspModule(
         argument_spec=dict(
             forwarding=dict(type="bool", default=False),
+            forwarding_ipv6=dict(type="bool", default=False),
             sysctl_path=dict(type="path", default="/etc/sysctl.d/60-wgsp-forwarding.conf"),
             record=dict(type="dict"),
             record_path=dict(type="path"),
@@ -370,7 +402,8 @@ def main():
         module.fail_json(msg="cannot write %s: %s" % (getattr(exc, "filename", None) or "a file", exc.strerror or exc))
     kernel = kernel_wireguard(module)
     wanted = packages + [name for name in ([] if kernel else userspace) if name not in packages]
-    result = dict(changed=bool(host.changes), changes=host.changes, forwarding=live, kernel_wireguard=kernel,
+    result = dict(changed=bool(host.changes), changes=host.changes, forwarding=live["forwarding"],
+                  forwarding_ipv6=live["forwarding_ipv6"], kernel_wireguard=kernel,
                   systemd=systemd, packages_missing=missing_packages(module, wanted))
     if module.params["network"]:
         result["network"] = network_report(module)

@@ -68,6 +68,9 @@ def kernel(tmp_path, monkeypatch):
     proc = tmp_path / "ip_forward"
     proc.write_text("0\n")
     monkeypatch.setattr(wg_host, "IP_FORWARD", str(proc))
+    proc6 = tmp_path / "ipv6_forwarding"
+    proc6.write_text("0\n")
+    monkeypatch.setattr(wg_host, "IP6_FORWARD", str(proc6))
     monkeypatch.setattr(wg_host, "SYS_WIREGUARD", str(tmp_path / "sys-module-wireguard"))
     monkeypatch.setattr(systemd_, "RUNNING", str(tmp_path / "run-systemd-system"))
     return tmp_path
@@ -91,6 +94,28 @@ def test_forwarding_on_now_and_at_boot_then_nothing_to_do(kernel, monkeypatch):
     assert [d["after_header"] for d in first["diff"]] == [str(kernel / "ip_forward"), str(conf)]
     again = run(monkeypatch, args, diff=True)
     assert not again["changed"] and again["changes"] == [] and "diff" not in again
+
+
+def test_ipv6_forwarding_beside_ipv4_in_the_same_file_then_nothing_to_do(kernel, monkeypatch):
+    conf = kernel / "sysctl.d" / "60-wgsp-forwarding.conf"
+    args = {"forwarding": True, "forwarding_ipv6": True, "sysctl_path": str(conf)}
+    check = run(monkeypatch, args, check_mode=True)
+    assert check["changes"] == ["forwarding", "forwarding_ipv6", "sysctl_path"] and check["forwarding_ipv6"] is True
+    assert (kernel / "ipv6_forwarding").read_text() == "0\n" and not conf.exists()
+    first = run(monkeypatch, args)
+    assert first["changes"] == ["forwarding", "forwarding_ipv6", "sysctl_path"]
+    assert (kernel / "ipv6_forwarding").read_text() == "1\n" and (kernel / "ip_forward").read_text() == "1\n"
+    assert conf.read_text().endswith("net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n")
+    assert run(monkeypatch, args)["changes"] == []
+    # IPv4 only again: the file loses the IPv6 line, the live IPv6 switch is left as it is
+    only4 = run(monkeypatch, {"forwarding": True, "sysctl_path": str(conf)})
+    assert only4["changes"] == ["sysctl_path"] and only4["forwarding_ipv6"] is True
+    assert "ipv6" not in conf.read_text()
+
+
+def test_ipv6_forwarding_is_not_asked_unless_wanted(kernel, monkeypatch):
+    result = run(monkeypatch, {"forwarding": True, "sysctl_path": str(kernel / "60.conf")})
+    assert result["forwarding_ipv6"] is False and (kernel / "ipv6_forwarding").read_text() == "0\n"
 
 
 def test_check_mode_reports_and_writes_nothing(kernel, monkeypatch):
