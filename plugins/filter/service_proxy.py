@@ -120,6 +120,31 @@ def _address(var, entry, value):
     return str(_check(var, entry, "address", check_dnat_target, text))
 
 
+def tunnel_addresses(var, value):
+    """A tunnel address variable (``*_address``): one CIDR, or a list of one IPv4 and/or one IPv6 CIDR
+    (a dual-stack tunnel) -> its ip_interface values, the error naming ``var`` (``var[N]`` in a list)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        raise ValidationError(var, "needs a tunnel address (one CIDR, or a list of one IPv4 and one IPv6 CIDR)")
+    out = []
+    for i, cidr in enumerate(values):
+        field = "%s[%d]" % (var, i) if isinstance(value, (list, tuple)) else var
+        iface = check_interface_address(field, cidr)
+        if any(o.version == iface.version for o in out):
+            raise ValidationError(field, "is a second IPv%d address; a tunnel takes one IPv4 and one IPv6 address"
+                                  % iface.version)
+        out.append(iface)
+    return out
+
+
+def _tunnel(var, value):
+    """``tunnel_addresses`` for a filter: a bad value is an AnsibleFilterError naming ``var``."""
+    try:
+        return tunnel_addresses(var, value)
+    except ValidationError as exc:
+        raise AnsibleFilterError(exc.msg)
+
+
 def host_address(hostvars, host, version=None, needed_by=None):
     """A client's tunnel address (no prefix) from its inventory vars: the first one, or the first of
     IP ``version`` (4 or 6) when given; a host without an address of that family is an error naming
@@ -129,9 +154,7 @@ def host_address(hostvars, host, version=None, needed_by=None):
         cidr = vars_.get(var)
         if cidr:
             name = "%s.%s" % (host, var)
-            addresses = [_check(name, None, name, check_interface_address, c).ip
-                         for c in (cidr if isinstance(cidr, list) else [cidr])]
-            for address in addresses:
+            for address in [iface.ip for iface in _tunnel(name, cidr)]:
                 if version in (None, address.version):
                     return str(address)
             raise AnsibleFilterError("%s: an IPv%d target, but %s has no IPv%d tunnel address to reach it "
@@ -210,7 +233,11 @@ def resolve_target(target, hostvars, var="target", proto=None):
     services = share_services(hostvars[host].get("share_client_services", []), var="%s.share_client_services" % host)
     for svc in services:
         if svc["name"] == service or str(svc["port"]) == service:
-            return {"address": host_address(hostvars, host), "port": svc["port"],
+            # the share forwards a container service from its IPv4 tunnel address to the container's
+            # IPv4 address (Docker's own family): the target is that tunnel address, also on a
+            # dual-stack share
+            address = host_address(hostvars, host, 4, needed_by="%s (container service %s of %s)" % (var, service, host))
+            return {"address": address, "port": svc["port"],
                     "proto": _proto(var, target, proto) if proto else svc["proto"], "host": host}
     _fail(var, target, "names service %r, which %s does not share (share_client_services: %s)"
           % (service, host, ", ".join(s["name"] for s in services) or "none"))
@@ -287,13 +314,9 @@ def client_peers(clients, hostvars, keys, preshared=None):
                         lambda field, value: check_key(field, value, secret=False), public)
         vars_ = hostvars[client]
         var = "share_client_address" if vars_.get("share_client_address") else "proxy_client_address"
-        cidrs = vars_.get(var)
-        cidrs = cidrs if isinstance(cidrs, list) else [cidrs]
         # Each client owns exactly its own tunnel address(es) at the hub, as host routes.
-        allowed = []
-        for cidr in cidrs:
-            iface = _check("%s.%s" % (client, var), None, "%s.%s" % (client, var), check_interface_address, cidr)
-            allowed.append(str(ipaddress.ip_network((iface.ip, iface.max_prefixlen))))
+        allowed = [str(ipaddress.ip_network((iface.ip, iface.max_prefixlen)))
+                   for iface in _tunnel("%s.%s" % (client, var), vars_.get(var))]
         peer = {"public_key": public, "allowed_ips": allowed}
         if (preshared or {}).get(client):
             peer["preshared_key"] = preshared[client]
@@ -449,7 +472,7 @@ def hub_info(hub, hostvars):
         return _check(var, None, "%s.%s" % (hub, var), func, value)
 
     interface = check("wg_server_interface", check_ifname, get("wg_server_interface"))
-    address = check("wg_server_address", check_interface_address, get("wg_server_address"))
+    addresses = _tunnel("%s.wg_server_address" % hub, get("wg_server_address"))
     port = check("wg_server_listen_port", check_port, get("wg_server_listen_port"))
     host = str(vars_.get("ansible_host") or hub)
     endpoint = vars_.get("wg_server_endpoint") or join_host_port(host, port)
@@ -458,8 +481,11 @@ def hub_info(hub, hostvars):
                          vars_.get("wg_server_private_key_path"), interface)
     return {
         "interface": interface,
-        "address": str(address.ip),
-        "network": str(address.network),
+        # the first address and its network, and all of them (a dual-stack hub has one of each family)
+        "address": str(addresses[0].ip),
+        "network": str(addresses[0].network),
+        "addresses": [str(a.ip) for a in addresses],
+        "networks": [str(a.network) for a in addresses],
         "endpoint": join_host_port(host, endpoint_port),
         "key_path": key_path,
         # the hub's preshared keys (wg_preshared_keys): beside its private key
@@ -470,8 +496,7 @@ def hub_info(hub, hostvars):
 def client_routes(addresses, destinations, var="extra_routes", address_var="address"):
     """wg_route entries for ``destinations`` not already covered by the connected network of one of
     the interface's own ``addresses`` (the kernel routes those itself)."""
-    addresses = addresses if isinstance(addresses, list) else [addresses]
-    connected = [_check(address_var, None, address_var, check_interface_address, a).network for a in addresses if a]
+    connected = [a.network for a in _tunnel(address_var, addresses)]
     routes = []
     for dest in _entries(var, destinations):
         net = _check(var, dest, "route", check_cidr, dest).network
@@ -492,13 +517,54 @@ def share_dnat_rules(containers, host=None, external=None, own_address=None, mas
     for fwd in external or []:
         rules.append({"proto": fwd["proto"], "port": fwd["port"], "to_address": fwd["to_address"],
                       "to_port": fwd["to_port"], "masquerade": True})
+    # a remapped host service: to its real port on this host's own tunnel address, in each family
+    # it has (an address or a CIDR, or a list of them on a dual-stack tunnel)
+    own = [] if not own_address else _tunnel("share_client_address", own_address)
     for svc in host or []:
         if svc["port"] != svc["to_port"]:
-            if not own_address:
+            if not own:
                 raise AnsibleFilterError("share_client_host_services: remapping %s needs the tunnel address" % svc)
-            rules.append({"proto": svc["proto"], "port": svc["port"], "to_address": own_address,
-                          "to_port": svc["to_port"], "masquerade": False})
+            for iface in own:
+                rules.append({"proto": svc["proto"], "port": svc["port"], "to_address": str(iface.ip),
+                              "to_port": svc["to_port"], "masquerade": False})
     return rules
+
+
+def rule_sources(rules, cidrs, var="sources"):
+    """``rules`` (wg_dnat rules with ``to_address``) each limited to the networks of ``cidrs`` of its
+    own family (a rule matches one family). No ``cidrs``: the rules as they are (every source). A
+    rule whose family none of ``cidrs`` has is refused: left unlimited it would be open to all."""
+    nets = [_check(var, None, "%s[%d]" % (var, i), check_cidr, c).network for i, c in enumerate(_entries(var, cidrs))]
+    if not nets:
+        return list(rules or [])
+    out = []
+    for rule in rules or []:
+        version = ipaddress.ip_address(rule["to_address"]).version
+        mine = [str(n) for n in nets if n.version == version]
+        if not mine:
+            raise AnsibleFilterError(
+                "%s: has no IPv%d network, so the IPv%d publish of port %s (to %s) would be open to every "
+                "source; add the IPv%d networks allowed (%s for all)"
+                % (var, version, version, rule["port"], join_host_port(rule["to_address"], rule["to_port"]),
+                   version, "0.0.0.0/0" if version == 4 else "::/0"))
+        out.append(dict(rule, sources=mine))
+    return out
+
+
+def tunnel_families(addresses, hub, var="address"):
+    """``addresses`` (a client's tunnel address variable) as a list of CIDRs, when the hub's tunnel
+    (``hub``: ``wgsp_hub_info``) has a network of each of their families; an IPv6 client address on an
+    IPv4-only hub (or the other way round) is refused, naming ``var``: nothing would route it."""
+    out = []
+    networks = [_check("network", None, "network", check_cidr, n).network for n in hub.get("networks") or [hub["network"]]]
+    for iface in _tunnel(var, addresses):
+        if not any(n.version == iface.version for n in networks):
+            have = ", ".join(str(n) for n in networks)
+            raise AnsibleFilterError(
+                "%s: %s is IPv%d, but the hub's tunnel has no IPv%d network (%s); give the hub's "
+                "wg_server_address an IPv%d address too" % (var, iface, iface.version, iface.version, have, iface.version))
+        out.append(str(iface))
+    return out
 
 
 def share_input_allow(tcp_ports=None, udp_ports=None, host=None, icmp=True):
@@ -542,12 +608,14 @@ def public_interface(value, facts):
 
 
 def hosts_outside(addresses, network, var="addresses"):
-    """Host CIDRs (/32, /128) of the ``addresses`` that are not inside ``network``."""
-    net = _check("network", None, "network", check_cidr, network).network
+    """Host CIDRs (/32, /128) of the ``addresses`` that are not inside ``network`` (a CIDR, or a
+    list of them: a dual-stack tunnel's networks)."""
+    nets = [_check("network", None, "network", check_cidr, n).network
+            for n in (network if isinstance(network, (list, tuple)) else [network])]
     out = []
     for i, addr in enumerate(_entries(var, addresses)):
         ip = _check(var, None, "%s[%d]" % (var, i), check_cidr, addr).ip
-        if ip.version == net.version and ip in net:
+        if any(ip.version == net.version and ip in net for net in nets):
             continue
         cidr = str(ipaddress.ip_network((ip, ip.max_prefixlen)))
         if cidr not in out:
@@ -600,9 +668,7 @@ def _check_var(name, value):
     if kind == "ifname":
         return check_ifname(name, value)
     if kind == "interface_address":
-        values = value if isinstance(value, list) else [value]
-        return [str(check_interface_address("%s[%d]" % (name, i) if isinstance(value, list) else name, v))
-                for i, v in enumerate(values)]
+        return [str(iface) for iface in tunnel_addresses(name, value)]
     if kind == "cidrs":
         if not isinstance(value, list):
             raise ValidationError(name, "must be a list of CIDRs (got %r)" % (value,))
@@ -708,4 +774,6 @@ class FilterModule(object):
             "wgsp_share_input_allow": share_input_allow,
             "wgsp_public_interface": public_interface,
             "wgsp_hosts_outside": hosts_outside,
+            "wgsp_rule_sources": rule_sources,
+            "wgsp_tunnel_families": tunnel_families,
         }

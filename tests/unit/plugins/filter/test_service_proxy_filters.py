@@ -88,6 +88,7 @@ def test_client_peers_refuse_a_key_that_is_not_a_wireguard_key():
 
 def test_hub_info_uses_the_role_defaults():
     assert f.hub_info("hub", HOSTVARS) == {"interface": "wg0", "address": "10.7.0.1", "network": "10.7.0.0/24",
+                                           "addresses": ["10.7.0.1"], "networks": ["10.7.0.0/24"],
                                            "endpoint": "192.168.30.224:51820", "key_path": "/etc/wireguard/wg0.key",
                                            "psk_dir": "/etc/wireguard/wg0-psk"}
 
@@ -198,6 +199,86 @@ def test_hub_flows_take_the_proxys_address_of_the_targets_family():
     flows = f.hub_flows(["proxy1"], hostvars)
     pairs = {(r["sources"][0], r["destinations"][0]) for r in flows}
     assert ("fd00:7::3", "fd00:1::7") in pairs and ("10.7.0.3", "10.7.0.2") in pairs
+
+
+DUAL = {
+    "hub": {"wg_server_address": ["10.7.0.1/24", "fd07:7::1/64"], "ansible_host": "192.168.30.224"},
+    "share1": {"share_client_address": ["10.7.0.2/32", "fd07:7::2/128"], "share_client_services": ["dummy:tcp:80"],
+               "share_client_host_services": ["tcp:8086"]},
+    "proxy1": {"proxy_client_address": ["10.7.0.3/32", "fd07:7::3/128"],
+               "proxy_client_access_services": ["share1:dummy", "[fd07:7::2]:8086", "10.7.0.2:8086"],
+               "proxy_client_public_ports": ["80:share1:dummy", "8086:[fd07:7::2]:8086"]},
+}
+
+
+def test_a_dual_stack_hub_gives_its_clients_both_networks():
+    hub = f.hub_info("hub", DUAL)
+    assert (hub["address"], hub["network"]) == ("10.7.0.1", "10.7.0.0/24")
+    assert hub["addresses"] == ["10.7.0.1", "fd07:7::1"] and hub["networks"] == ["10.7.0.0/24", "fd07:7::/64"]
+    # the client routes the hub's networks its own addresses do not cover, and owns both addresses at the hub
+    assert f.client_routes(DUAL["share1"]["share_client_address"], hub["networks"]) == [
+        {"dest": "10.7.0.0/24"}, {"dest": "fd07:7::/64"}]
+    peers = f.client_peers(["share1"], DUAL, {"share1": "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="})
+    assert peers[0]["allowed_ips"] == ["10.7.0.2/32", "fd07:7::2/128"]
+    assert f.tunnel_families(["10.7.0.2/32", "fd07:7::2/128"], hub, "share_client_address") == [
+        "10.7.0.2/32", "fd07:7::2/128"]
+    assert f.hosts_outside(["10.7.0.2", "fd07:7::9", "fd08::1", "192.0.2.1"], hub["networks"]) == [
+        "fd08::1/128", "192.0.2.1/32"]
+
+
+def test_a_dual_stack_proxy_reaches_and_publishes_in_each_targets_family():
+    access = f.access_services(DUAL["proxy1"]["proxy_client_access_services"], DUAL)
+    # a container service is reached at the share's IPv4 address (the share forwards it to Docker's IPv4)
+    assert [a["address"] for a in access] == ["10.7.0.2", "fd07:7::2", "10.7.0.2"]
+    public = f.public_ports(DUAL["proxy1"]["proxy_client_public_ports"], DUAL)
+    assert [(p["port"], p["to_address"]) for p in public] == [(80, "10.7.0.2"), (8086, "fd07:7::2")]
+    flows = f.hub_flows(["proxy1"], DUAL)
+    assert {(r["sources"][0], r["destinations"][0], r["port"]) for r in flows} == {
+        ("10.7.0.3", "10.7.0.2", 80), ("fd07:7::3", "fd07:7::2", 8086), ("10.7.0.3", "10.7.0.2", 8086)}
+    # each published port is limited to the allowed networks of its own family
+    limited = f.rule_sources(public, ["198.51.100.0/24", "2001:db8::/32"], "proxy_client_public_allowed_cidrs")
+    assert [r["sources"] for r in limited] == [["198.51.100.0/24"], ["2001:db8::/32"]]
+    assert f.rule_sources(public, [], "proxy_client_public_allowed_cidrs") == public
+
+
+def test_a_publish_of_a_family_the_allowed_networks_lack_is_refused_not_opened():
+    public = f.public_ports(DUAL["proxy1"]["proxy_client_public_ports"], DUAL)
+    with pytest.raises(AnsibleFilterError, match=r"proxy_client_public_allowed_cidrs: has no IPv6 network, so the "
+                                                 r"IPv6 publish of port 8086 \(to \[fd07:7::2\]:8086\) would be open"):
+        f.rule_sources(public, ["198.51.100.0/24"], "proxy_client_public_allowed_cidrs")
+
+
+def test_a_dual_stack_share_remaps_a_host_service_in_both_families():
+    host = f.host_services(["udp:31000-31001:41000-41001"])
+    rules = f.share_dnat_rules([], host, [], ["10.7.0.2/32", "fd07:7::2/128"])
+    assert [(r["to_address"], r["port"], r["to_port"]) for r in rules] == [
+        ("10.7.0.2", "31000-31001", "41000-41001"), ("fd07:7::2", "31000-31001", "41000-41001")]
+    # one address, with or without its prefix, as before
+    assert [r["to_address"] for r in f.share_dnat_rules([], host, [], "10.7.0.2")] == ["10.7.0.2"]
+
+
+@pytest.mark.parametrize("value, message", [
+    (["10.7.0.2/32", "10.7.0.9/32"], r"share_client_address\[1\]: is a second IPv4 address; a tunnel takes one IPv4 and one IPv6"),
+    ([], r"share_client_address: needs a tunnel address"),
+    (["10.7.0.2/32", "fe80::1%eth0/64"], r"share_client_address\[1\]"),
+])
+def test_tunnel_addresses_are_one_of_each_family(value, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        f.check_vars({"share_client_address": value})
+
+
+def test_a_client_address_of_a_family_the_hub_lacks_is_refused():
+    hub = f.hub_info("hub", HOSTVARS)
+    with pytest.raises(AnsibleFilterError, match=r"proxy_client_address: fd07:7::3/128 is IPv6, but the hub's tunnel "
+                                                 r"has no IPv6 network \(10.7.0.0/24\)"):
+        f.tunnel_families(["10.7.0.3/32", "fd07:7::3/128"], hub, "proxy_client_address")
+
+
+def test_a_container_service_of_a_share_without_an_ipv4_address_is_refused():
+    hostvars = copy.deepcopy(DUAL)
+    hostvars["share1"]["share_client_address"] = "fd07:7::2/128"
+    with pytest.raises(AnsibleFilterError, match=r"container service dummy of share1.*no IPv4 tunnel address"):
+        f.access_services(["share1:dummy"], hostvars)
 
 
 def test_hub_flows_refuse_a_target_family_the_proxy_has_no_address_of():
