@@ -154,10 +154,18 @@ def test_mode_is_inferred_or_overridden():
     assert convert("CLIENT_MODE=disabled\nWG_ADDRESS=10.7.0.2/32\n", "h", mode="proxy")["group"] == "proxy_clients"
 
 
-def test_more_addresses_keep_the_first_with_a_remark():
-    result = convert("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32,fd00:7::3/128\n", "h")
-    assert result["mapped"]["proxy_client_address"] == "10.7.0.3/32"
-    assert "fd00:7::3/128" in dict(result["notes"])["WG_ADDRESS"]
+def test_an_address_of_each_family_is_a_dual_stack_tunnel():
+    """wg-quick's Address list (the original wrote it as given): one of each family is kept, as a list."""
+    result = convert("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32, fd00:7::3/128\n", "h")
+    assert result["mapped"]["proxy_client_address"] == ["10.7.0.3/32", "fd00:7::3/128"]
+    assert "wg_server_address" in dict(result["notes"])["WG_ADDRESS"]
+
+
+def test_more_addresses_of_one_family_keep_the_first_with_a_remark():
+    result = convert("CLIENT_MODE=proxy\nWG_ADDRESS=10.7.0.3/32,10.7.0.9/32,fd00:7::3/128\n", "h")
+    assert result["mapped"]["proxy_client_address"] == ["10.7.0.3/32", "fd00:7::3/128"]
+    assert "the others were 10.7.0.9/32" in dict(result["notes"])["WG_ADDRESS"]
+    assert convert("CLIENT_MODE=share\nWG_ADDRESS=10.7.0.2/32\n", "h")["mapped"]["share_client_address"] == "10.7.0.2/32"
 
 
 @pytest.mark.parametrize("text, message", [

@@ -66,10 +66,18 @@ def _map_common(prefix, key, value, mapped):
         if not items:
             raise EnvImportError("WG_ADDRESS is empty")
         _check_items(key, items, r"^[0-9a-fA-F:.]+/[0-9]+$", "an address with prefix (10.7.0.2/32)")
-        mapped[prefix + "address"] = items[0]
-        if len(items) > 1:
-            return "only the first address is mapped (%s); the roles take one tunnel address per client, " \
-                   "the others were %s" % (items[0], ", ".join(items[1:]))
+        # wg-quick's Address list: the first address of each family (a dual-stack tunnel takes one of each)
+        kept = []
+        for item in items:
+            if not any((":" in k) == (":" in item) for k in kept):
+                kept.append(item)
+        mapped[prefix + "address"] = kept[0] if len(kept) == 1 else kept
+        dropped = [item for item in items if item not in kept]
+        if dropped:
+            return "only the first address of each family is mapped (%s); a tunnel takes one IPv4 and one IPv6 " \
+                   "address per client, the others were %s" % (", ".join(kept), ", ".join(dropped))
+        if len(kept) > 1:
+            return "a dual-stack tunnel: the hub's `wg_server_address` needs an address of each family too"
     elif key in ("WG_MTU", "WG_PERSISTENT_KEEPALIVE") and not value.strip():
         return SKIP, "empty: the default (as in the original)"
     elif key == "WG_MTU":
