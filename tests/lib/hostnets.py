@@ -27,32 +27,41 @@ def _docker_link(dev):
 
 
 def host_networks():
-    """``[(network, what)]`` the machine uses outside Docker: its routes (main table, not the default
-    route itself), its addresses, its default gateways and its name servers."""
+    """``[(network, what)]`` the machine uses outside Docker, IPv4 and IPv6: its routes (main table,
+    not the default route itself), its addresses, its default gateways and its name servers
+    (link-local IPv6 is every link's own, never a lab's)."""
     found = []
 
     def ip_json(*args):
-        proc = subprocess.run(["ip", "-j", "-4"] + list(args), capture_output=True, text=True, check=False)
-        return json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+        out = []
+        for family in ("-4", "-6"):
+            proc = subprocess.run(["ip", "-j", family] + list(args), capture_output=True, text=True, check=False)
+            out += json.loads(proc.stdout or "[]") if proc.returncode == 0 else []
+        return out
+
+    def link_local(text):
+        try:
+            return ipaddress.ip_network(text, strict=False).is_link_local
+        except ValueError:
+            return True
 
     for route in ip_json("route", "show", "table", "main"):
         dev = route.get("dev", "")
         if _docker_link(dev):
             continue
         if route.get("dst") == "default":
-            if route.get("gateway"):
-                found.append((ipaddress.ip_network(route["gateway"] + "/32"), "default gateway (dev %s)" % dev))
+            if route.get("gateway") and not link_local(route["gateway"]):
+                found.append((ipaddress.ip_network(route["gateway"]), "default gateway (dev %s)" % dev))
             continue
         dst = route.get("dst", "")
-        try:
-            found.append((ipaddress.ip_network(dst if "/" in dst else dst + "/32", strict=False), "route via %s" % dev))
-        except ValueError:
+        if link_local(dst):
             continue
+        found.append((ipaddress.ip_network(dst, strict=False), "route via %s" % dev))
     for link in ip_json("address", "show"):
         if _docker_link(link.get("ifname", "")) or link.get("ifname") == "lo":
             continue
         for addr in link.get("addr_info") or []:
-            if addr.get("family") == "inet" and addr.get("local"):
+            if addr.get("family") in ("inet", "inet6") and addr.get("local") and not link_local(addr["local"]):
                 found.append((ipaddress.ip_network("%s/%s" % (addr["local"], addr.get("prefixlen", 32)), strict=False),
                               "address of %s" % link["ifname"]))
     try:
@@ -61,7 +70,7 @@ def host_networks():
                 words = line.split()
                 if len(words) >= 2 and words[0] == "nameserver":
                     try:
-                        found.append((ipaddress.ip_network(words[1] + "/32"), "name server"))
+                        found.append((ipaddress.ip_network(words[1].split("%")[0]), "name server"))
                     except ValueError:
                         continue
     except OSError:
@@ -93,7 +102,8 @@ def molecule_subnets(repo, scenario=None):
         for platform in config["platforms"]:
             for network in platform.get("docker_networks", []):
                 for ipam in network.get("ipam_config", []):
-                    found["%s %s" % (name, network["name"])] = ipaddress.ip_network(ipam["subnet"])
+                    subnet = ipaddress.ip_network(ipam["subnet"])
+                    found["%s %s%s" % (name, network["name"], " (IPv6)" if subnet.version == 6 else "")] = subnet
     return found
 
 

@@ -61,6 +61,11 @@ def test_molecule_scenario(scenario, release):
         task = log.find("TASK [Assert proxy1's preshared key with the hub is the vaulted one")
         assert task >= 0 and all("ok: [%s]" % h in log[task:task + 800] for h in ("wgsp-mol-hub", "wgsp-mol-proxy1")), \
             "the vaulted preshared key was not verified on both ends"
+        for name, host in (("Assert the share answered over IPv6 through the hub", "wgsp-mol-proxy1"),
+                           ("Assert the page came back over the IPv6 publish", "wgsp-mol-public"),
+                           ("Assert the hub dropped it over IPv6", "wgsp-mol-share1")):
+            task = log.find("TASK [%s" % name)  # the dual-stack tunnel: access, publish and isolation over IPv6
+            assert task >= 0 and "ok: [%s]" % host in log[task:task + 400], "not verified: %s" % name
     for step in ("check", "converge", "idempotence", "verify"):
         assert "➜ %s: Executed: Successful" % step in log or "%s: Executed: Successful" % step in log, \
             "step %s did not run successfully" % step
