@@ -10,6 +10,8 @@ python3-pyroute2, no PyPI). ``site.yml`` reaches them over SSH as the non-root u
 - converge, then an unchanged second run (changed=0 on every host);
 - the interfaces are kernel WireGuard links (no wireguard-go anywhere) and a public request to
   the proxy's published port is answered by the container on the share;
+- the tunnel is dual-stack: the proxy reaches a service on the share's IPv6 tunnel address through
+  the hub, which the roles made forward IPv6 (now and at boot);
 - a real reboot of all three VMs, once with Docker ordered before the tunnel and once after it
   (``ROUNDS``: ``make test`` runs the first round, one order per release):
   systemd's ``wg-quick@wg0`` (enabled by the roles) brings back the tunnel, routes and rule sets
@@ -52,14 +54,17 @@ FRESH_CHECK_RELEASES = ()
 # host), so a short interval would keep the VMs busy and slow the playbook runs: a run every two minutes.
 METRICS_INTERVAL = 120
 GROUP_VARS = {
-    "wg_server": {"wg_server_address": "10.7.0.1/24", "wg_server_endpoint": "192.0.2.1:51820",
+    # a dual-stack tunnel (fd07:7::/64 beside 10.7.0.0/24): kernel WireGuard, wg-quick at boot and IPv6 forwarding
+    "wg_server": {"wg_server_address": ["10.7.0.1/24", "fd07:7::1/64"], "wg_server_endpoint": "192.0.2.1:51820",
                   "wg_server_metrics": True, "wg_server_metrics_interval": METRICS_INTERVAL},
 }
 HOST_VARS = {
-    "share": {"share_client_address": "10.7.0.2/32", "share_client_services": ["web:tcp:80"],
+    "share": {"share_client_address": ["10.7.0.2/32", "fd07:7::2/128"], "share_client_services": ["web:tcp:80"],
+              "share_client_host_services": ["tcp:8086"],
               "share_client_docker_network": "app-net",
               "share_client_metrics": True, "share_client_metrics_interval": METRICS_INTERVAL},
-    "proxy": {"proxy_client_address": "10.7.0.3/32", "proxy_client_access_services": ["10.7.0.2:80"],
+    "proxy": {"proxy_client_address": ["10.7.0.3/32", "fd07:7::3/128"],
+              "proxy_client_access_services": ["10.7.0.2:80", "[fd07:7::2]:8086"],
               "proxy_client_public_ports": ["%d:10.7.0.2:80" % vmlab.PUBLIC_PORT],
               # the user-mode NIC is the proxy's public side
               "proxy_client_public_interface": "10.0.2.0/24",
@@ -92,7 +97,7 @@ except docker.errors.NotFound:
 # tables including where they are jumped to from.
 FINGERPRINT = (
     "set -e; ip -o addr show dev wg0 | awk '{print $3, $4}'; sudo wg show wg0 public-key;"
-    " sudo wg show wg0 allowed-ips | sort; ip route show proto 87;"
+    " sudo wg show wg0 allowed-ips | sort; ip route show proto 87; ip -6 route show proto 87;"
     " sudo iptables-save | grep -i wgsp | sed 's/ *\\[[0-9]*:[0-9]*\\]//' | sort;"
     " sudo ip6tables-save | grep -i wgsp | sed 's/ *\\[[0-9]*:[0-9]*\\]//' | sort;"
     " for t in $(sudo nft list tables | awk '/wgsp/ {print $2 \"/\" $3}'); do"
@@ -270,6 +275,31 @@ def test_kernel_wireguard_and_debian_packages_only(kernel_lab):
 def test_public_request_answered(kernel_lab):
     status, body = public_request(kernel_lab.public_port)
     assert status == 200 and BODY in body, "public request: %s %s" % (status, body)
+
+
+V6_BODY = "wgsp dual-stack host service"
+V6_FETCH = ("import sys, urllib.request\n"
+            "print(urllib.request.urlopen('http://[fd07:7::2]:8086/', timeout=20).read().decode())\n")
+
+
+def test_ipv6_through_the_dual_stack_tunnel(kernel_lab):
+    """The proxy reaches a service on the share's own IPv6 tunnel address (access service
+    [fd07:7::2]:8086, a share host service), through the hub's kernel WireGuard and its isolation."""
+    lab = kernel_lab
+    lab.ssh("share", "set -e; mkdir -p /tmp/v6; echo '%s' > /tmp/v6/index.html;"
+                     " setsid nohup timeout 300 python3 -m http.server 8086 --bind :: --directory /tmp/v6"
+                     " </dev/null >/dev/null 2>&1 &" % V6_BODY)
+    # the dual-stack hub routes IPv6 between its clients: wg_host turned IPv6 forwarding on, now and at boot
+    assert lab.ssh("hub", "sysctl -n net.ipv6.conf.all.forwarding").stdout.strip() == "1"
+    assert "net.ipv6.conf.all.forwarding = 1" in lab.ssh("hub", "cat /etc/sysctl.d/60-wgsp-forwarding.conf").stdout
+    out = None
+    for _ in range(10):
+        out = lab.ssh("proxy", "python3 -", input_text=V6_FETCH, check=False)
+        if out.returncode == 0:
+            break
+        time.sleep(3)
+    assert out.returncode == 0 and V6_BODY in out.stdout, "IPv6 access service: %s %s\n%s" % (
+        out.stdout, out.stderr, lab.ssh("proxy", "ip -6 route; sudo wg show wg0", check=False).stdout)
 
 
 ORDERS = {
