@@ -163,6 +163,17 @@ def check_dnat_target(field, value, networks=()):
     return ip
 
 
+def check_relay_target(field, value):
+    """A relay's target: a unicast address, as for DNAT, except that a loopback address is allowed (a
+    relay connects from this host itself, so it may publish a service listening on loopback only)."""
+    ip = check_address(field, value)
+    _refuse_mapped(field, ipaddress.ip_network(ip), value)
+    why = _special(ip)
+    if why and not ip.is_loopback:
+        raise ValidationError(field, "%s is %s; a relay target must be a unicast address" % (ip, why))
+    return ip
+
+
 def split_host_port(text):
     """The one reading of ``host:port`` text, and its inverse ``join_host_port``.
 

@@ -329,6 +329,9 @@ def rule_set_status(module_name, params, runner, resolver_factory=None, which=No
     import shutil
 
     params = _fw_params.module_params(module_name, params)
+    if module_name == "wg_relay":  # a relay set: its process and files, not a ruleset
+        from ansible_collections.wgsp.service_proxy.plugins.module_utils._relay.manage import status as relay_status
+        return relay_status(params)
     kind = MODULE_KINDS.get(module_name)
     if kind is None:
         raise ValidationError("module", "no rule set kind for %s" % module_name)
