@@ -55,6 +55,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MAX_INTERVAL as METRICS_MAX_INTERVAL
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MIN_INTERVAL as METRICS_MIN_INTERVAL
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key, check_peer_name
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._relay.manage import command_lines as relay_command_lines
 
 PROTOS = PROTO_WORDS
 _BOOLEAN_WORDS = frozenset([""] + [str(word).lower() for word in BOOLEANS])
@@ -551,6 +552,29 @@ def rule_sources(rules, cidrs, var="sources"):
     return out
 
 
+def relay_sources(cidrs, var="sources"):
+    """The IPv6 networks of ``cidrs`` (the allowed sources of the IPv6 relay of IPv4 targets); none
+    when ``cidrs`` is empty (every source). A list with no IPv6 network is refused: the relay would
+    otherwise be open to every IPv6 source."""
+    nets = [_check(var, None, "%s[%d]" % (var, i), check_cidr, c).network for i, c in enumerate(_entries(var, cidrs))]
+    mine = [str(n) for n in nets if n.version == 6]
+    if nets and not mine:
+        raise AnsibleFilterError("%s: has no IPv6 network, so the IPv6 publish of the ports with an IPv4 target "
+                                 "(the relay) would be open to every source; add the IPv6 networks allowed "
+                                 "(::/0 for all)" % var)
+    return mine
+
+
+def relay_commands(path, pidfile, var="state_dir"):
+    """The wg-quick ``PostUp`` and ``PreDown`` lines of a relay set (``wg_relay``'s own), validated
+    and quoted: ``{post_up, pre_down}``."""
+    try:
+        post_up, pre_down = relay_command_lines(path, pidfile)
+    except ValidationError as exc:
+        raise AnsibleFilterError("%s: %s" % (var, exc.msg))
+    return {"post_up": post_up, "pre_down": pre_down}
+
+
 def tunnel_families(addresses, hub, var="address"):
     """``addresses`` (a client's tunnel address variable) as a list of CIDRs, when the hub's tunnel
     (``hub``: ``wgsp_hub_info``) has a network of each of their families; an IPv6 client address on an
@@ -775,5 +799,7 @@ class FilterModule(object):
             "wgsp_public_interface": public_interface,
             "wgsp_hosts_outside": hosts_outside,
             "wgsp_rule_sources": rule_sources,
+            "wgsp_relay_sources": relay_sources,
+            "wgsp_relay_commands": relay_commands,
             "wgsp_tunnel_families": tunnel_families,
         }

@@ -63,6 +63,7 @@ def test_molecule_scenario(scenario, release):
             "the vaulted preshared key was not verified on both ends"
         for name, host in (("Assert the share answered over IPv6 through the hub", "wgsp-mol-proxy1"),
                            ("Assert the page came back over the IPv6 publish", "wgsp-mol-public"),
+                           ("Assert the IPv4 targets answered over IPv6 through the relay", "wgsp-mol-public"),
                            ("Assert the hub dropped it over IPv6", "wgsp-mol-share1")):
             task = log.find("TASK [%s" % name)  # the dual-stack tunnel: access, publish and isolation over IPv6
             assert task >= 0 and "ok: [%s]" % host in log[task:task + 400], "not verified: %s" % name
