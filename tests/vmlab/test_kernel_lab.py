@@ -290,10 +290,10 @@ def test_ipv6_through_the_dual_stack_tunnel(kernel_lab):
                      " setsid nohup timeout 300 python3 -m http.server 8086 --bind :: --directory /tmp/v6"
                      " </dev/null >/dev/null 2>&1 &" % V6_BODY)
     # the dual-stack hub routes IPv6 between its clients: wg_host turned IPv6 forwarding on, now and at boot
-    assert lab.ssh("hub", "sysctl -n net.ipv6.conf.all.forwarding").stdout.strip() == "1"
+    assert lab.ssh("hub", "cat /proc/sys/net/ipv6/conf/all/forwarding").stdout.strip() == "1"
     assert "net.ipv6.conf.all.forwarding = 1" in lab.ssh("hub", "cat /etc/sysctl.d/60-wgsp-forwarding.conf").stdout
     out = None
-    for _ in range(10):
+    for _attempt in range(10):
         out = lab.ssh("proxy", "python3 -", input_text=V6_FETCH, check=False)
         if out.returncode == 0:
             break
