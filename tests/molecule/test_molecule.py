@@ -64,6 +64,8 @@ def test_molecule_scenario(scenario, release):
         for name, host in (("Assert the share answered over IPv6 through the hub", "wgsp-mol-proxy1"),
                            ("Assert the page came back over the IPv6 publish", "wgsp-mol-public"),
                            ("Assert the IPv4 targets answered over IPv6 through the relay", "wgsp-mol-public"),
+                           ("Assert the relay set is reported in sync", "wgsp-mol-proxy1"),
+                           ("Assert nothing of the relay is left", "wgsp-mol-proxy1"),
                            ("Assert the hub dropped it over IPv6", "wgsp-mol-share1")):
             task = log.find("TASK [%s" % name)  # the dual-stack tunnel: access, publish and isolation over IPv6
             assert task >= 0 and "ok: [%s]" % host in log[task:task + 400], "not verified: %s" % name
