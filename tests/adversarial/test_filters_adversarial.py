@@ -187,6 +187,12 @@ def test_routing_filters(fz, case):
     boot = filtered(var, lambda: F.boot_commands([v["state_dir"]]))
     if boot is not None:
         _run_lines(fz, boot, "sh")
+    relay_path = "%s/wg0-relay.json" % (v["state_dir"],)
+    relay = filtered(var, lambda: F.relay_commands(relay_path, "/run/wgsp-relay-wg0.pid", var))
+    if relay is not None:  # the relay's wg-quick lines: exactly its own argv (quoting holds), nothing more
+        argv = ["python3", relay_path[:-len(".json")] + ".py", "--config", relay_path, "--pidfile", "/run/wgsp-relay-wg0.pid"]
+        assert shlex.split(relay["post_up"]) == argv + ["--daemon", "||", "true"], relay
+        assert shlex.split(relay["pre_down"]) == argv + ["--stop"], relay
     if routes is None or outside is None or lines is None:
         return
     args = {"interface": "eth0", "routes": routes + [{"dest": d} for d in outside], "proto": v["proto"]}
