@@ -436,7 +436,7 @@ def test_faults_are_reported_then_repaired(lab, tmp_path):
     assert site() > 0
     # The new hub knows no client's endpoint until that client handshakes again. The proxy does so 15 s
     # after its requests go unanswered (WireGuard's new-handshake timer); share1 only sends keepalives
-    # and handshakes again when its session is REKEY_AFTER_TIME (120 s) old, however recent it was at
+    # and may only handshake again when its session is REKEY_AFTER_TIME (120 s) old, however recent it was at
     # the restart: up to about two minutes (seen in CI: 70 s were not always enough).
     assert public_request(attempts=60) == "wgsp dummy service"
 
