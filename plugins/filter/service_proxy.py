@@ -140,10 +140,7 @@ def tunnel_addresses(var, value):
 
 def _tunnel(var, value):
     """``tunnel_addresses`` for a filter: a bad value is an AnsibleFilterError naming ``var``."""
-    try:
-        return tunnel_addresses(var, value)
-    except ValidationError as exc:
-        raise AnsibleFilterError(exc.msg)
+    return _check(var, None, var, tunnel_addresses, value)
 
 
 def host_address(hostvars, host, version=None, needed_by=None):
@@ -531,38 +528,41 @@ def share_dnat_rules(containers, host=None, external=None, own_address=None, mas
     return rules
 
 
+def _allowed_networks(var, cidrs):
+    """The networks of an allowed-sources variable (``[]``: every source may come)."""
+    return [_check(var, None, "%s[%d]" % (var, i), check_cidr, c).network for i, c in enumerate(_entries(var, cidrs))]
+
+
+def _networks_of_family(var, nets, version, what):
+    """The IPv``version`` networks of ``nets`` (``_allowed_networks``), as CIDRs. ``nets`` that has
+    networks but none of that family is refused, naming ``var`` and ``what`` (the publish that would
+    otherwise be open to every source of that family)."""
+    mine = [str(n) for n in nets if n.version == version]
+    if nets and not mine:
+        raise AnsibleFilterError("%s: has no IPv%d network, so the IPv%d publish of %s would be open to every "
+                                 "source; add the IPv%d networks allowed (%s for all)"
+                                 % (var, version, version, what, version, "0.0.0.0/0" if version == 4 else "::/0"))
+    return mine
+
+
 def rule_sources(rules, cidrs, var="sources"):
     """``rules`` (wg_dnat rules with ``to_address``) each limited to the networks of ``cidrs`` of its
     own family (a rule matches one family). No ``cidrs``: the rules as they are (every source). A
     rule whose family none of ``cidrs`` has is refused: left unlimited it would be open to all."""
-    nets = [_check(var, None, "%s[%d]" % (var, i), check_cidr, c).network for i, c in enumerate(_entries(var, cidrs))]
+    nets = _allowed_networks(var, cidrs)
     if not nets:
         return list(rules or [])
-    out = []
-    for rule in rules or []:
-        version = ipaddress.ip_address(rule["to_address"]).version
-        mine = [str(n) for n in nets if n.version == version]
-        if not mine:
-            raise AnsibleFilterError(
-                "%s: has no IPv%d network, so the IPv%d publish of port %s (to %s) would be open to every "
-                "source; add the IPv%d networks allowed (%s for all)"
-                % (var, version, version, rule["port"], join_host_port(rule["to_address"], rule["to_port"]),
-                   version, "0.0.0.0/0" if version == 4 else "::/0"))
-        out.append(dict(rule, sources=mine))
-    return out
+    return [dict(rule, sources=_networks_of_family(
+        var, nets, ipaddress.ip_address(rule["to_address"]).version,
+        "port %s (to %s)" % (rule["port"], join_host_port(rule["to_address"], rule["to_port"]))))
+        for rule in rules or []]
 
 
 def relay_sources(cidrs, var="sources"):
     """The IPv6 networks of ``cidrs`` (the allowed sources of the IPv6 relay of IPv4 targets); none
     when ``cidrs`` is empty (every source). A list with no IPv6 network is refused: the relay would
     otherwise be open to every IPv6 source."""
-    nets = [_check(var, None, "%s[%d]" % (var, i), check_cidr, c).network for i, c in enumerate(_entries(var, cidrs))]
-    mine = [str(n) for n in nets if n.version == 6]
-    if nets and not mine:
-        raise AnsibleFilterError("%s: has no IPv6 network, so the IPv6 publish of the ports with an IPv4 target "
-                                 "(the relay) would be open to every source; add the IPv6 networks allowed "
-                                 "(::/0 for all)" % var)
-    return mine
+    return _networks_of_family(var, _allowed_networks(var, cidrs), 6, "the ports with an IPv4 target (the relay)")
 
 
 def relay_commands(path, pidfile, var="state_dir"):

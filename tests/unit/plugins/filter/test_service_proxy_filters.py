@@ -248,6 +248,14 @@ def test_a_publish_of_a_family_the_allowed_networks_lack_is_refused_not_opened()
         f.rule_sources(public, ["198.51.100.0/24"], "proxy_client_public_allowed_cidrs")
 
 
+def test_the_relay_takes_the_ipv6_allowed_networks_and_refuses_a_list_without_one():
+    assert f.relay_sources(["198.51.100.0/24", "2001:db8::/32"], "proxy_client_public_allowed_cidrs") == ["2001:db8::/32"]
+    assert f.relay_sources([], "proxy_client_public_allowed_cidrs") == []
+    with pytest.raises(AnsibleFilterError, match=r"proxy_client_public_allowed_cidrs: has no IPv6 network, so the IPv6 "
+                                                 r"publish of the ports with an IPv4 target \(the relay\) would be open"):
+        f.relay_sources(["198.51.100.0/24"], "proxy_client_public_allowed_cidrs")
+
+
 def test_a_dual_stack_share_remaps_a_host_service_in_both_families():
     host = f.host_services(["udp:31000-31001:41000-41001"])
     rules = f.share_dnat_rules([], host, [], ["10.7.0.2/32", "fd07:7::2/128"])
