@@ -186,8 +186,6 @@ def main():
                        check_mode=module.check_mode, want_diff=module._diff)
     except WgspError as exc:
         fail_from_error(module, exc)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg="relay set %s: %s" % (module.params["name"], exc.strerror or exc))
     post_up, pre_down = boot_commands(plan)
     result["boot_commands"] = {"post_up": post_up, "pre_down": pre_down}
     module.exit_json(**result)

@@ -223,30 +223,22 @@ def main():
         fail_from_error(module, exc)
     done, diffs = [], []
     for module_name, params, rules in prepared:
-        if module_name == "wg_relay":
-            try:
+        try:
+            if module_name == "wg_relay":  # ``rules`` is the relay's Plan
                 output = apply_relay(rules, module.run_command, sys.executable,
                                      check_mode=module.check_mode, want_diff=module._diff)
-            except WgspError as exc:
-                fail_from_error(module, WgspError("rule set %s (wg_relay): %s" % (params["name"], exc.msg), **exc.details),
-                                rule_sets=done, changed=any(item["changed"] for item in done))
-            except (IOError, OSError) as exc:
-                module.fail_json(msg="rule set %s (wg_relay): %s" % (params["name"], exc.strerror or exc),
-                                 rule_sets=done, changed=any(item["changed"] for item in done))
-            diffs.extend(output.pop("diff", []))
-            done.append(dict(output, module=module_name, name=params["name"]))
-            continue
-        try:
-            output, result = apply_rule_set(
-                module_name, params, rules, runner, check_mode=module.check_mode, want_diff=module._diff,
-                conntrack=module_name == "wg_dnat" and params["flush_conntrack"])
+            else:
+                output, result = apply_rule_set(
+                    module_name, params, rules, runner, check_mode=module.check_mode, want_diff=module._diff,
+                    conntrack=module_name == "wg_dnat" and params["flush_conntrack"])
+                output = set_result(module_name, output, rules, result)
         except WgspError as exc:
             exc = WgspError("rule set %s (%s): %s" % (params["name"], module_name, exc.msg), **exc.details)
             fail_from_error(module, exc, rule_sets=done, changed=any(item["changed"] for item in done))
         diff = output.pop("diff", None)
         if diff is not None:
             diffs.extend(diff if isinstance(diff, list) else [diff])
-        done.append(dict(set_result(module_name, output, rules, result), module=module_name, name=params["name"]))
+        done.append(dict(output, module=module_name, name=params["name"]))
     changed = [item["name"] for item in done if item["changed"]]
     result = dict(changed=bool(changed), changed_sets=changed, rule_sets=done)
     if module._diff:

@@ -60,15 +60,22 @@ MAX_PORTS = 4096  # listening sockets of one relay set
 FILE_MODE = 0o644
 
 
+def _config_path(value):
+    """The relay's config file: a path safe on a wg-quick line, ending in ``.json`` (its program is
+    the same path ending in ``.py``)."""
+    path = check_script_path("path", value)
+    if not path.endswith(".json") or len(os.path.basename(path)) <= len(".json"):
+        raise ValidationError("path", "must name the relay's config file, ending in .json (got %s)" % path)
+    return path
+
+
 class Plan(object):
     """One relay set's files and process, judged before anything changes."""
 
     def __init__(self, params):
         self.name = check_set_name(params["name"])
         self.state = params["state"]
-        path = check_script_path("path", params["path"])
-        if not path.endswith(".json") or len(os.path.basename(path)) <= len(".json"):
-            raise ValidationError("path", "must name the relay's config file, ending in .json (got %s)" % path)
+        path = _config_path(params["path"])
         if os.path.isdir(path):
             raise ValidationError("path", "%s is a directory" % path)
         self.path = path
@@ -137,14 +144,23 @@ def _read(path):
 
 
 def inspect(plan):
-    """What is on the host: ``{config, program_current, pid}``."""
+    """What is on the host: ``{config, program, pid}`` (the files' texts, None when missing)."""
     return {"config": _read(plan.path), "program": _read(plan.program),
             "pid": daemon.pid_of(plan.pidfile, plan.program, plan.path)}
 
 
 def apply(plan, run_command, python, check_mode=False, want_diff=False):
     """Bring the set to its state. ``run_command(argv) -> (rc, out, err)`` starts the relay (its
-    ``--daemon`` returns once every port is bound). Returns the result dict."""
+    ``--daemon`` returns once every port is bound). Returns the result dict; a failure (the relay did
+    not start, a file could not be written or removed) raises WgspError."""
+    try:
+        return _apply(plan, run_command, python, check_mode, want_diff)
+    except (IOError, OSError) as exc:
+        raise WgspError("relay set %s: %s%s" % (plan.name, exc.strerror or exc,
+                                                " (%s)" % exc.filename if getattr(exc, "filename", None) else ""))
+
+
+def _apply(plan, run_command, python, check_mode, want_diff):
     found = inspect(plan)
     changes, diff = [], []
     if plan.state == "absent":
@@ -204,9 +220,7 @@ def command_lines(path, pidfile, python="python3"):
     the tunnel down with it - wg-quick aborts and removes the interface when a PostUp line fails - so
     the start line never fails; wg_status then reports the set not running, and the next run of the
     role starts it."""
-    path = check_script_path("path", path)
-    if not path.endswith(".json"):
-        raise ValidationError("path", "must name the relay's config file, ending in .json (got %s)" % path)
+    path = _config_path(path)
     pidfile = check_script_path("pidfile", pidfile)
     line = " ".join(shell_quote(part) for part in [python, path[:-len(".json")] + ".py", "--config", path, "--pidfile", pidfile])
     return line + " --daemon || true", line + " --stop"
