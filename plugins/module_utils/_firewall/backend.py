@@ -29,6 +29,10 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall impor
     params as _fw_params,
     persist as _fw_persist,
 )
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.carrier import (
+    CarrierIptablesBackend,
+    CarrierNftablesBackend,
+)
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import (
     FilterIptablesBackend,
     FilterNftablesBackend,
@@ -48,6 +52,7 @@ CONNTRACK_PER_PORT_LIMIT = 32
 KINDS = {
     "dnat": (IptablesBackend, NftablesBackend),
     "filter": (FilterIptablesBackend, FilterNftablesBackend),
+    "carrier": (CarrierIptablesBackend, CarrierNftablesBackend),
 }
 MODULE_KINDS = {"wg_dnat": "dnat", "wg_filter": "filter"}
 

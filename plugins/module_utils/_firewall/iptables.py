@@ -158,8 +158,10 @@ def parse_mapping(line, family):
 
 class IptablesBackend:
     name = "iptables"
-    # (table, chain suffix, built-in parent) of every chain a set of this kind may own.
+    # (table, chain suffix, built-in parent) of every chain a set of this kind may own, and the
+    # tables those chains are in (read, planned and restored in this order).
     hooks = HOOKS
+    tables = ("nat", "filter")
 
     def __init__(self, runner, which=shutil.which):
         self.runner = runner
@@ -217,7 +219,7 @@ class IptablesBackend:
                 continue
             tables = self.save(family)
             state.facts["docker_user"][family] = DOCKER_USER in tables.get("filter", {}).get("chains", {})
-            for table in ("nat", "filter"):
+            for table in self.tables:
                 data = tables.get(table, {"chains": {}, "rules": []})
                 scope = self._scope(family, table)
                 for chain in ours:
@@ -269,7 +271,7 @@ class IptablesBackend:
         plan = Plan(self.name, desired.set_name)
         for family in (4, 6):
             tables = {}
-            for table in ("nat", "filter"):
+            for table in self.tables:
                 scope = self._scope(family, table)
                 decl, deletes, appends, inserts, removes = [], [], [], [], []
                 want_chains = [c for (s, c) in desired.chains if s == scope]
@@ -305,7 +307,7 @@ class IptablesBackend:
                     tables[table] = body
             if tables:
                 payload = []
-                for table in ("nat", "filter"):
+                for table in self.tables:
                     if table in tables:
                         payload.append("*%s" % table)
                         payload.extend(tables[table])
