@@ -56,6 +56,11 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MIN_INTERVAL as METRICS_MIN_INTERVAL
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key, check_peer_name
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._relay.manage import command_lines as relay_command_lines
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._carrier import (
+    ARGUMENT_SPEC as CARRIER_SPEC,
+    Carrier,
+    boot_commands as carrier_boot_commands,
+)
 
 PROTOS = PROTO_WORDS
 _BOOLEAN_WORDS = frozenset([""] + [str(word).lower() for word in BOOLEANS])
@@ -296,7 +301,156 @@ def hub_flows(proxies, hostvars):
                 continue
             seen.add(key)
             allow.append({"proto": proto, "port": port, "sources": [source], "destinations": [address]})
+        # the carriers of its ports that keep the client's address: their UDP, both ways (each end
+        # sends to the other's carrier port)
+        var = "%s.proxy_client_public_ports" % proxy
+        for share in sorted(set(p["host"] for p in preserved_ports(vars_.get("proxy_client_public_ports", []),
+                                                                   hostvars, var=var))):
+            pair = (host_address(hostvars, proxy, 4, needed_by=var), host_address(hostvars, share, 4, needed_by=var))
+            for source, address in (pair, pair[::-1]):
+                key = (source, address, CARRIER_PORT, "udp")
+                if key not in seen:
+                    seen.add(key)
+                    allow.append({"proto": "udp", "port": CARRIER_PORT, "sources": [source], "destinations": [address]})
     return allow
+
+
+# -- the carrier: published ports that keep the public client's address (wg_carrier) -------------
+
+CARRIER_PORT = CARRIER_SPEC["port"]["default"]
+
+
+def _preserves(entry):
+    return isinstance(entry, dict) and boolean(entry.get("preserve_source", False), strict=False)
+
+
+def _share_at(address, hostvars):
+    """The inventory share whose IPv4 tunnel address is ``address`` (``None`` when none is)."""
+    for host in sorted(hostvars):
+        vars_ = hostvars[host]
+        if vars_.get("share_client_address"):
+            try:
+                ips = [str(i.ip) for i in _tunnel("%s.share_client_address" % host, vars_["share_client_address"])]
+            except AnsibleFilterError:
+                continue
+            if address in ips:
+                return host
+    return None
+
+
+def _preserving_services(host, hostvars):
+    """``{(proto, tunnel port)}`` of the services share ``host`` lets keep the client's address
+    (``preserve_source: true`` in its share_client_services or share_client_host_services dicts)."""
+    vars_ = hostvars[host]
+    out = set()
+    for var, parse in (("share_client_services", share_services), ("share_client_host_services", host_services)):
+        entries = _entries("%s.%s" % (host, var), vars_.get(var, []))
+        parsed = parse(entries, var="%s.%s" % (host, var))
+        for entry, svc in zip(entries, parsed):
+            if _preserves(entry):
+                out.add((svc["proto"], str(svc["port"])))
+    return out
+
+
+def preserved_ports(entries, hostvars, var="proxy_client_public_ports"):
+    """The published ports with ``preserve_source: true`` (dict entries of ``proxy_client_public_ports``):
+    ``[{proto, port, to_address, to_port, host}]``, ``host`` the share they go to.
+
+    Refused, naming the entry: a target that is not a share of the inventory (the share must carry its
+    side of the path), an IPv6 target (the carrier runs between IPv4 tunnel addresses), and a service
+    the share does not let keep the client's address (``preserve_source`` on its service entry)."""
+    out = []
+    entries = _entries(var, entries)
+    for entry, port in zip(entries, public_ports(entries, hostvars, var=var)):
+        if not _preserves(entry):
+            continue
+        if ":" in port["to_address"]:
+            _fail(var, entry, "keeps the client's address (preserve_source), which needs an IPv4 target; "
+                              "%s is IPv6" % port["to_address"])
+        share = _share_at(port["to_address"], hostvars)
+        if share is None:
+            _fail(var, entry, "keeps the client's address (preserve_source), which needs a share of the inventory "
+                              "as its target (host:service, or a share's IPv4 tunnel address); %s is none"
+                              % port["to_address"])
+        wanted = set()
+        for proto in (("tcp", "udp") if port["proto"] == "both" else (port["proto"],)):
+            wanted.add(proto)
+        offered = _preserving_services(share, hostvars)
+        missing = [p for p in sorted(wanted) if (p, str(port["to_port"])) not in offered
+                   and ("both", str(port["to_port"])) not in offered]
+        if missing:
+            _fail(var, entry, "keeps the client's address (preserve_source), but %s does not let %s port %s keep it: "
+                              "set preserve_source: true on that service in its share_client_services or "
+                              "share_client_host_services" % (share, "/".join(missing), port["to_port"]))
+        out.append(dict(port, host=share))
+    return out
+
+
+def carrier_peers(host, hostvars, proxies):
+    """The IPv4 tunnel addresses of the ``proxies`` that publish a port of share ``host`` keeping the
+    client's address (sorted): the other ends of the share's carrier."""
+    peers = set()
+    for proxy in sorted(proxies or []):
+        var = "%s.proxy_client_public_ports" % proxy
+        for port in preserved_ports(hostvars[proxy].get("proxy_client_public_ports", []), hostvars, var=var):
+            if port["host"] == host:
+                peers.add(host_address(hostvars, proxy, 4, needed_by=var))
+    return sorted(peers, key=lambda a: ipaddress.ip_address(a))
+
+
+def preserve_rules(rules, preserved, carrier):
+    """The proxy's wg_dnat ``rules`` with each preserved port (``preserved_ports``) sent into the carrier
+    without masquerade (the service sees the client's address)."""
+    keys = set((p["proto"], str(p["port"])) for p in preserved or [])
+    return [dict(rule, out_interface=carrier, masquerade=False) if (rule["proto"], str(rule["port"])) in keys
+            else rule for rule in rules or []]
+
+
+def share_carrier(containers, host, peers, carrier, own_address=None):
+    """A share's side of the carrier (``share_client_services`` and ``share_client_host_services`` as
+    given, their dict entries with ``preserve_source: true``): ``{dnat, local_ports}`` - the wg_dnat rules
+    that take the carried connections to the containers and remapped host services without
+    masquerade, and the ports of the host services reached as they are. Nothing without ``peers``."""
+    dnat, local = [], []
+    if not peers:
+        return {"dnat": dnat, "local_ports": local}
+    var = "share_client_services"
+    entries = _entries(var, containers)
+    for entry, svc in zip(entries, share_services(entries, var=var)):
+        if _preserves(entry):
+            dnat.append({"proto": svc["proto"], "port": svc["port"], "to_port": svc["to_port"],
+                         "to_container": svc["container"], "in_interface": carrier, "masquerade": False})
+    var = "share_client_host_services"
+    entries = _entries(var, host)
+    own = None
+    for entry, svc in zip(entries, host_services(entries, var=var)):
+        if not _preserves(entry):
+            continue
+        if svc["port"] == svc["to_port"]:
+            local.append({"proto": svc["proto"], "port": svc["port"]})
+            continue
+        if own is None:
+            own = [str(i.ip) for i in _tunnel("share_client_address", own_address) if i.version == 4]
+            if not own:
+                _fail(var, entry, "keeps the client's address (preserve_source), which needs an IPv4 share_client_address")
+        dnat.append({"proto": svc["proto"], "port": svc["port"], "to_address": own[0], "to_port": svc["to_port"],
+                     "in_interface": carrier, "masquerade": False})
+    return {"dnat": dnat, "local_ports": local}
+
+
+def carrier_commands(params, var="carrier"):
+    """The wg-quick ``PostUp`` and ``PreDown`` lines of a carrier (``wg_carrier``'s own boot_commands),
+    from its parameters: ``{post_up: [...], pre_down: [...]}``; a bad value names ``var``."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    result = ArgumentSpecValidator(CARRIER_SPEC).validate(dict(params))
+    if result.error_messages:
+        raise AnsibleFilterError("%s: %s" % (var, result.error_messages[0]))
+    try:
+        post_up, pre_down = carrier_boot_commands(Carrier(result.validated_parameters))
+    except ValidationError as exc:
+        raise AnsibleFilterError("%s: %s" % (var, exc.msg))
+    return {"post_up": post_up, "pre_down": pre_down, "port": result.validated_parameters["port"]}
 
 
 def client_peers(clients, hostvars, keys, preshared=None):
@@ -802,4 +956,9 @@ class FilterModule(object):
             "wgsp_relay_sources": relay_sources,
             "wgsp_relay_commands": relay_commands,
             "wgsp_tunnel_families": tunnel_families,
+            "wgsp_preserved_ports": preserved_ports,
+            "wgsp_carrier_peers": carrier_peers,
+            "wgsp_preserve_rules": preserve_rules,
+            "wgsp_carrier_commands": carrier_commands,
+            "wgsp_share_carrier": share_carrier,
         }

@@ -46,6 +46,7 @@ import os
 import socket
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
+    shell_quote,
     check_ifname,
     check_int,
     check_no_control,
@@ -98,6 +99,7 @@ ARGUMENT_SPEC = dict(
     mark_mask=dict(type="str", default="0x3ff00000"),
     rule_set=dict(type="str", default="carrier"),
     backend=dict(type="str", choices=["auto", "iptables", "nftables"], default="auto"),
+    persist_path=dict(type="path"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
 )
 
@@ -209,12 +211,13 @@ class Rule:
 class Route:
     """One route of a carrier table (IPv4): ``key`` is the kernel's identity (table, destination)."""
 
-    __slots__ = ("table", "dst", "gateway", "ifname", "oif", "scope")
+    __slots__ = ("table", "dst", "gateway", "ifname", "oif", "scope", "proto")
 
     def __init__(self, table, dst, ifname, gateway=None, oif=None, scope=None):
         self.table, self.dst, self.ifname, self.gateway, self.oif = table, dst, ifname, gateway, oif
         # the kernel's scope of an installed route: a delete must name it (else ESRCH)
         self.scope = scope
+        self.proto = PROTO
 
     def key(self):
         return (self.table, self.dst)
@@ -376,8 +379,11 @@ class Carrier:
     def owns_rule(self, rule):
         return self.tables[0] <= rule.table <= self.tables[1]
 
-    def owns_route(self, route):
+    def in_tables(self, route):
         return self.tables[0] <= route.table <= self.tables[1]
+
+    def owns_route(self, route):
+        return self.in_tables(route) and route.proto == PROTO
 
 
 def _attr(msg, name):
@@ -467,16 +473,18 @@ class Netlink:
         return out
 
     def routes(self, names):
-        """Every IPv4 route of protocol 87 (outside the main table), as ``Route``."""
+        """Every IPv4 route outside the main table, as ``Route`` (``proto``: its routing protocol)."""
         out = []
         for msg in self.ipr.get_routes(family=socket.AF_INET):
             table = _attr(msg, "RTA_TABLE") or msg["table"]
-            if msg["proto"] != PROTO or table == MAIN:
+            if table in (MAIN, 255):
                 continue
             dst = _attr(msg, "RTA_DST") or "0.0.0.0"
             oif = _attr(msg, "RTA_OIF")
-            out.append(Route(table, "%s/%d" % (dst, msg["dst_len"]), names.get(oif, str(oif)),
-                             gateway=_attr(msg, "RTA_GATEWAY"), oif=oif, scope=msg["scope"]))
+            route = Route(table, "%s/%d" % (dst, msg["dst_len"]), names.get(oif, str(oif)),
+                          gateway=_attr(msg, "RTA_GATEWAY"), oif=oif, scope=msg["scope"])
+            route.proto = msg["proto"]
+            out.append(route)
         return out
 
     def read_sysctl(self, path):
@@ -523,6 +531,12 @@ def _state_lines(link, fdb, neigh, rules, routes, sysctls):
     return lines
 
 
+def _effective_rp(all_value, dev_value):
+    """The reverse-path mode the kernel applies to a device: the higher of ``all`` and its own."""
+    values = [int(v) for v in (all_value, dev_value) if v is not None and str(v).strip().isdigit()]
+    return max(values) if values else 0
+
+
 def plan(carrier, nl, check_mode=False):
     """Compare the kernel with ``carrier``: ``(plan, before_lines, after_lines)``. Refuses (before any
     change) a device of the carrier's name that is not a carrier, and a missing WireGuard interface."""
@@ -542,7 +556,9 @@ def plan(carrier, nl, check_mode=False):
     if wg_index is not None:
         names[wg_index] = carrier.interface
     rules = [r for r in nl.rules() if carrier.owns_rule(r)]
-    routes = [r for r in nl.routes(names) if carrier.owns_route(r)]
+    in_tables = [r for r in nl.routes(names) if carrier.in_tables(r)]
+    routes = [r for r in in_tables if carrier.owns_route(r)]
+    foreign = [r for r in in_tables if not carrier.owns_route(r)]
     rp_path = RP_FILTER % carrier.name
     rp_now = nl.read_sysctl(rp_path) if link is not None else None
     before = _state_lines(link, fdb, neigh, rules, routes, {rp_path: rp_now})
@@ -603,6 +619,15 @@ def plan(carrier, nl, check_mode=False):
     plan.actions.extend("add rule %s" % r.render() for r in plan.rules_add)
 
     want_routes = carrier.wanted_routes()
+    for want in want_routes:
+        for other in foreign:
+            if other.key() == want.key():
+                # a replace would take it over (and a later absent would delete it): never
+                raise WgspError(
+                    "table: the carrier's route %s would replace the route %s (proto %s), which this collection did "
+                    "not install; it is never replaced or removed: remove it, or give the carrier another table range"
+                    % (want.render(), "%s table %d dev %s" % (other.dst, other.table, other.ifname), other.proto),
+                    field="table")
     # a recreated device takes its routes with it
     live = [r for r in routes if not (fresh and r.ifname == carrier.name)]
     plan.routes_del = [r for r in live if not any(r.same(w) for w in want_routes)]
@@ -613,7 +638,7 @@ def plan(carrier, nl, check_mode=False):
     # Strict reverse-path filtering would drop what the carrier brings (its sources are routed
     # elsewhere): loose on the carrier (the effective mode is the higher of "all" and the device's).
     rp_dev = nl.read_sysctl(RP_FILTER % "default") if fresh else rp_now
-    if "1" in (nl.read_sysctl(RP_FILTER % "all"), rp_dev):
+    if _effective_rp(nl.read_sysctl(RP_FILTER % "all"), rp_dev) == 1:
         plan.sysctls[rp_path] = "2"
         plan.actions.append("set net.ipv4.conf.%s.rp_filter = 2 (loose)" % carrier.name)
     after = _state_lines(want_link, want_fdb, want_neigh, want_rules, want_routes,
@@ -691,3 +716,179 @@ def apply(carrier, nl, plan):
             args["scope"] = 253
         do("add route %s" % route.render(), ipr.route, "replace", **args)
 
+
+
+# -- one call: validate, plan, apply (the module and wg_rule_sets) -------------------------------
+
+
+def _iproute():
+    try:
+        from pyroute2 import IPRoute
+    except ImportError:
+        raise WgspError("wg_carrier needs pyroute2 on the host (Debian: python3-pyroute2)")
+    return IPRoute()
+
+
+def _text(lines):
+    return "".join(x + "\n" for x in lines)
+
+
+def apply_carrier(params, runner, check_mode=False, want_diff=False, ipr=None):
+    """Bring one carrier to ``params`` (``ARGUMENT_SPEC``'s): its netlink side and, on a share, its
+    rule set and that set's boot script (``persist_path``). Everything is judged and planned before
+    anything changes (a firewall refusal too). Returns the module's result; raises ``WgspError``."""
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import (
+        RuleSet,
+        check_persist,
+        persist_rule_set,
+    )
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock
+
+    carrier = Carrier(params)
+    own = ipr is None
+    ipr = _iproute() if own else ipr
+    try:
+        nl = Netlink(ipr)
+        plan_, before, after = plan(carrier, nl, check_mode=check_mode)
+        marks = carrier.marks() if carrier.state == "present" else None
+        fw_state = "present" if marks else "absent"
+        with set_lock("carrier", carrier.rule_set):
+            scripts = check_persist("wg_carrier", carrier.rule_set, params.get("persist_path"), fw_state)
+            ruleset = RuleSet(runner, carrier.rule_set, carrier.backend, kind="carrier")
+            fw = ruleset.run([marks] if marks else [], state=fw_state, check_mode=True)
+            if not check_mode:
+                if carrier.state == "absent":
+                    if fw["changed"]:
+                        fw = ruleset.run([], state="absent")
+                    apply(carrier, nl, plan_)
+                else:
+                    apply(carrier, nl, plan_)
+                    if fw["changed"]:
+                        fw = ruleset.run([marks] if marks else [], state=fw_state)
+            persisted = persist_rule_set("wg_carrier", ruleset, params.get("persist_path"), fw_state,
+                                         check_mode=check_mode, scripts=scripts)
+    finally:
+        if own:
+            ipr.close()
+    post_up, pre_down = boot_commands(carrier)
+    present = carrier.state == "present"
+    result = dict(
+        changed=bool(plan_.actions) or fw["changed"] or bool(persisted and persisted["changed"]),
+        plan=plan_.actions,
+        device=dict(name=carrier.name, mac=carrier.mac, vni=carrier.vni, port=carrier.port,
+                    local=carrier.local) if present else None,
+        peers=[p.to_dict() for p in carrier.peers],
+        flows=[f.to_dict() for f in carrier.flows],
+        rules=[r.render() for r in carrier.wanted_rules()] if present else [],
+        routes=[r.render() for r in carrier.wanted_routes()] if present else [],
+        backend=fw["backend"],
+        rule_set=fw["plan"],
+        persist_path=dict(path=persisted["path"], changed=persisted["changed"],
+                          removed=persisted["removed"]) if persisted else None,
+        boot_commands={"post_up": post_up, "pre_down": pre_down},
+    )
+    if want_diff:
+        header = "carrier %s" % carrier.name
+        diff = [dict(before_header=header, after_header=header, before=_text(before), after=_text(after)),
+                dict(before_header="%s carrier set %s (installed)" % (fw["backend"], carrier.rule_set),
+                     after_header="%s carrier set %s (desired)" % (fw["backend"], carrier.rule_set),
+                     before=_text(fw["before"]), after=_text(fw["after"]))]
+        if persisted and persisted["diff"]:
+            diff.extend(dict(before_header=item["path"], after_header=item["path"], before=item["before"],
+                             after=item["after"]) for item in persisted["diff"])
+        result["diff"] = diff
+    return result
+
+
+def status(params, runner, ipr=None):
+    """``wg_status``'s report of one carrier, changing nothing: in sync when neither its netlink side
+    nor its rule set would change."""
+    from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet
+
+    carrier = Carrier(params)
+    own = ipr is None
+    ipr = _iproute() if own else ipr
+    try:
+        nl = Netlink(ipr)
+        plan_, before, after = plan(carrier, nl, check_mode=True)
+        present = nl.link(carrier.name) is not None
+    finally:
+        if own:
+            ipr.close()
+    marks = carrier.marks() if carrier.state == "present" else None
+    ruleset = RuleSet(runner, carrier.rule_set, carrier.backend, kind="carrier")
+    fw = ruleset.run([marks] if marks else [], state="present" if marks else "absent", check_mode=True)
+    drift = {}
+    if plan_.actions:
+        drift["carrier"] = plan_.actions
+    if fw["changed"]:
+        drift["rule_set"] = fw["plan"]
+    return {
+        "name": carrier.name,
+        "module": "wg_carrier",
+        "backend": fw["backend"],
+        "present": present,
+        "in_sync": not drift,
+        "drift": drift,
+        "expected": after + fw["after"],
+        "installed": before + fw["before"],
+        "counters": [],
+        "containers": [],
+    }
+
+
+# -- at boot: wg-quick PostUp / PreDown lines ----------------------------------------------------
+
+
+def boot_commands(carrier):
+    """The wg-quick lines that bring the carrier back with the tunnel (``PostUp``) and remove it
+    with it (``PreDown``): ``(post_up, pre_down)``, lists of lines, every value validated (``Carrier``)
+    and quoted. ``%i`` is wg-quick's own expansion to the tunnel's name.
+
+    A carrier that cannot come back at boot must not take the tunnel down with it - wg-quick aborts
+    and removes the interface when a PostUp line fails - so no line fails; wg_status then reports
+    the carrier's drift and the next run of the role repairs it."""
+    if carrier.state != "present" or not (carrier.peers and (carrier.side == "share" or carrier.flows)):
+        return [], []
+    name = shell_quote(carrier.name)
+    # the tunnel's MTU less the carrier's overhead, read from the tunnel as wg-quick brought it up
+    mtu = str(carrier.mtu) if carrier.mtu else "$(( $(ip -o link show %%i | grep -o 'mtu [0-9]*' | cut -d' ' -f2) - %d ))" % OVERHEAD
+    up = ["ip link add %s type vxlan id %d local %s dstport %d nolearning && ip link set %s address %s mtu %s "
+          "alias %s up || true" % (name, carrier.vni, carrier.local, carrier.port, name, carrier.mac, mtu,
+                                   shell_quote(ALIAS))]
+    rp = "/proc/sys/net/ipv4/conf/%s/rp_filter" % carrier.name
+    up.append("grep -qx 1 /proc/sys/net/ipv4/conf/all/rp_filter %s && sysctl -qw %s=2 || true" % (
+        shell_quote(rp), shell_quote("net.ipv4.conf.%s.rp_filter" % carrier.name)))
+    for p in carrier.peers:
+        up.append("bridge fdb append %s dev %s dst %s self permanent || true" % (p.mac, name, p.address))
+        up.append("ip neigh replace %s lladdr %s dev %s nud permanent || true" % (p.address, p.mac, name))
+    down = []
+    for rule in carrier.wanted_rules():
+        words = _rule_words(rule)
+        up.append("ip rule add %s || true" % words)
+        down.append("ip rule del %s || true" % words)
+    for route in carrier.wanted_routes():
+        dst = "default" if route.dst == "0.0.0.0/0" else route.dst
+        dev = "%i" if route.ifname == carrier.interface else name
+        via = " via %s" % route.gateway if route.gateway else ""
+        onlink = " onlink" if route.gateway else ""
+        up.append("ip route replace %s%s dev %s table %d proto %d%s || true" % (dst, via, dev, route.table, PROTO, onlink))
+    down.append("ip link del %s || true" % name)
+    return up, down
+
+
+def _rule_words(rule):
+    words = []
+    if rule.dst:
+        words.append("to %s" % rule.dst)
+    if rule.fwmark is not None:
+        words.append("fwmark 0x%x/0x%x" % (rule.fwmark, rule.fwmask))
+    if rule.iifname:
+        words.append("iif %s" % shell_quote(rule.iifname))
+    if rule.ip_proto is not None:
+        words.append("ipproto %s" % PROTO_NAMES[rule.ip_proto])
+    if rule.dport is not None:
+        low, high = rule.dport
+        words.append("dport %s" % (low if low == high else "%d-%d" % (low, high)))
+    words.append("lookup %d priority %d proto %d" % (rule.table, rule.priority, PROTO))
+    return " ".join(words)

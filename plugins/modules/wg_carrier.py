@@ -37,8 +37,9 @@ description:
     transaction like M(wgsp.service_proxy.wg_dnat)'s.
   - Ownership - the device carries the alias C(wgsp carrier), rules and routes the routing protocol
     C(87) (C(ip rule) and C(ip route) show C(proto 87)). Rules of protocol 87 that look up one of the
-    carrier's tables (or C(main) from the carrier), and routes of protocol 87 in those tables, are the
-    carrier's; nothing else is changed or removed. A device of O(name) that is not a carrier is refused.
+    carrier's tables, and routes of protocol 87 in those tables, are the carrier's; nothing else is changed
+    or removed. A device of O(name) that is not a carrier, and a route of another protocol where the carrier
+    needs one of its own, are refused before anything changes.
   - Every value is judged before anything changes; an error names the option, e.g. C(flows[1].to_address).
 author:
   - wgsp.service_proxy contributors (@wgsp)
@@ -56,6 +57,7 @@ attributes:
   platform:
     support: full
     platforms: linux
+    description: Linux only (netlink, netfilter).
 options:
   name:
     description: The carrier device's name (an interface name, not O(interface)).
@@ -125,7 +127,9 @@ options:
     type: int
     default: 5200
   priority:
-    description: The priority of the carrier's policy rules (a share also uses O(priority) + 1).
+    description:
+      - The priority of the carrier's policy rules. A share's last rule (the reverse-path check of what arrives on
+        the carrier, after the main table) has priority 32768.
     type: int
     default: 5200
   mark_mask:
@@ -135,6 +139,28 @@ options:
         C(0x4000) and C(0x8000), Tailscale C(0xff0000), wg-quick C(0xca6c)).
     type: str
     default: "0x3ff00000"
+  local_ports:
+    description:
+      - On a share, the ports of the host's own services that carried connections may reach as they are
+        (without DNAT); everything else that arrives on the carrier and was not DNAT'ed is dropped.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      proto:
+        description: V(tcp), V(udp) or V(both).
+        type: str
+        default: tcp
+        choices: [tcp, udp, both]
+      port:
+        description: The port, or a range V(N-M).
+        type: raw
+        required: true
+  persist_path:
+    description:
+      - Where to write the share's rule set as a boot script (as M(wgsp.service_proxy.wg_dnat)'s
+        O(wgsp.service_proxy.wg_dnat#module:persist_path)); removed with O(state=absent) or on a proxy.
+    type: path
   rule_set:
     description: The name of the share's firewall rule set (1-12 characters from C(a-z 0-9 _)). Unused on a proxy, where any set of that name is removed.
     type: str
@@ -150,6 +176,10 @@ options:
     default: present
     choices: [present, absent]
 notes:
+  - O(table) and O(mark_mask) define what the carrier owns - to change them, remove the carrier first (O(state=absent)
+    with the old values); a run with new values leaves the rules and routes of the old range alone.
+  - A second carrier on the same host needs its own O(name), O(table) range, O(priority), O(rule_set), and another
+    O(vni) or O(port).
   - The service must route replies to public addresses back through the share, as a container on the
     share's Docker network or a service of the share host itself does.
   - A share whose firewall's INPUT policy drops must let the carrier's UDP port in from its proxies' tunnel addresses.
@@ -215,7 +245,7 @@ rules:
   returned: always
   type: list
   elements: str
-  sample: ["5200: from all iif wg0c lookup main proto 87", "5201: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 87"]
+  sample: ["5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 87", "32768: from all iif wg0c lookup 5200 proto 87"]
 routes:
   description: The carrier's routes as declared.
   returned: always
@@ -231,88 +261,32 @@ rule_set:
   returned: always
   type: list
   elements: str
+persist_path:
+  description: The boot script of the rule set (path, changed, removed); null without O(persist_path).
+  returned: always
+  type: dict
+boot_commands:
+  description:
+    - The wg-quick lines that bring the carrier back with the tunnel (C(post_up)) and remove it with it
+      (C(pre_down)); no line fails, so a carrier that cannot come back never takes the tunnel down.
+  returned: always
+  type: dict
+  sample: {post_up: ["ip link add wg0c type vxlan id 7700 local 10.7.0.2 dstport 4789 nolearning && ..."], pre_down: ["ip link del wg0c || true"]}
 """
 
-import traceback  # noqa: E402
-
-from ansible.module_utils.basic import missing_required_lib  # noqa: E402
-
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._carrier import (  # noqa: E402
-    ARGUMENT_SPEC,
-    Carrier,
-    Netlink,
-    apply,
-    plan as plan_carrier,
-)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._carrier import ARGUMENT_SPEC, apply_carrier  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet  # noqa: E402
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock  # noqa: E402
-
-try:
-    from pyroute2 import IPRoute  # noqa: E402
-    HAS_PYROUTE2 = True
-    PYROUTE2_ERROR = None
-except ImportError:  # pragma: no cover - depends on the host
-    HAS_PYROUTE2 = False
-    PYROUTE2_ERROR = traceback.format_exc()
-
-
-def run(module, ipr, runner):
-    carrier = Carrier(module.params)
-    nl = Netlink(ipr)
-    check = module.check_mode
-    plan, before, after = plan_carrier(carrier, nl, check_mode=check)
-    marks = carrier.marks() if carrier.state == "present" else None
-    with set_lock("carrier", carrier.rule_set):
-        ruleset = RuleSet(runner, carrier.rule_set, carrier.backend, kind="carrier")
-        # Planned first (check mode), so a firewall refusal comes before any netlink change.
-        fw = ruleset.run([marks] if marks else [], state="present" if marks else "absent", check_mode=True)
-        if not check:
-            if carrier.state == "absent":
-                if fw["changed"]:
-                    fw = ruleset.run([], state="absent")
-                apply(carrier, nl, plan)
-            else:
-                apply(carrier, nl, plan)
-                if fw["changed"]:
-                    fw = ruleset.run([marks] if marks else [], state="present" if marks else "absent")
-    result = dict(
-        changed=bool(plan.actions) or fw["changed"],
-        plan=plan.actions,
-        device=None if carrier.state == "absent" else dict(
-            name=carrier.name, mac=carrier.mac, vni=carrier.vni, port=carrier.port, local=carrier.local),
-        peers=[p.to_dict() for p in carrier.peers],
-        flows=[f.to_dict() for f in carrier.flows],
-        rules=[r.render() for r in carrier.wanted_rules()] if carrier.state == "present" else [],
-        routes=[r.render() for r in carrier.wanted_routes()] if carrier.state == "present" else [],
-        backend=fw["backend"],
-        rule_set=fw["plan"],
-    )
-    if module._diff:
-        header = "carrier %s" % carrier.name
-        result["diff"] = [
-            dict(before_header=header, after_header=header,
-                 before="".join(x + "\n" for x in before), after="".join(x + "\n" for x in after)),
-            dict(before_header="%s carrier set %s (installed)" % (fw["backend"], carrier.rule_set),
-                 after_header="%s carrier set %s (desired)" % (fw["backend"], carrier.rule_set),
-                 before="".join(x + "\n" for x in fw["before"]), after="".join(x + "\n" for x in fw["after"])),
-        ]
-    return result
 
 
 def main():
     module = WgspModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
-    ipr = IPRoute()
     try:
-        result = run(module, ipr, CommandRunner(module))
+        result = apply_carrier(module.params, CommandRunner(module), check_mode=module.check_mode,
+                               want_diff=module._diff)
     except WgspError as exc:  # ValidationError included
         fail_from_error(module, exc)
-    finally:
-        ipr.close()
     module.exit_json(**result)
 
 

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: wg_rule_sets
-short_description: Several wg_dnat, wg_filter and wg_relay sets of one host in one call
+short_description: Several wg_dnat, wg_filter, wg_relay and wg_carrier sets of one host in one call
 version_added: 0.1.0
 description:
   - Brings every listed rule set to its state in one module call, each exactly as
@@ -19,7 +19,8 @@ description:
     scripts and results. A host with several rule sets (a proxy client publishes ports, filters its
     tunnel input and logs its access services) needs one round trip instead of one per set.
   - A C(wg_relay) set (the cross-family relay, IPv6 published to IPv4 targets) is brought to its state
-    exactly as M(wgsp.service_proxy.wg_relay) would, in the same call.
+    exactly as M(wgsp.service_proxy.wg_relay) would, in the same call; a C(wg_carrier) set (the path that
+    keeps a public client's address) exactly as M(wgsp.service_proxy.wg_carrier) would.
   - Every set is validated first - its parameters against its module's argument spec, its rules, its
     boot-script paths, the containers its rules name - and nothing is changed when any of them is
     wrong; the error names the entry, e.g. C(rule_sets[1].params.allow[0].port).
@@ -58,7 +59,7 @@ options:
         description: The module whose parameters O(rule_sets[].params) are.
         type: str
         required: true
-        choices: [wg_dnat, wg_filter, wg_relay]
+        choices: [wg_carrier, wg_dnat, wg_filter, wg_relay]
       name:
         description:
           - The set's name. Optional; when given it must equal the C(name) in O(rule_sets[].params).
@@ -71,12 +72,14 @@ options:
         type: dict
         required: true
 notes:
-  - Every option of M(wgsp.service_proxy.wg_dnat), M(wgsp.service_proxy.wg_filter) and M(wgsp.service_proxy.wg_relay)
+  - Every option of M(wgsp.service_proxy.wg_dnat), M(wgsp.service_proxy.wg_filter), M(wgsp.service_proxy.wg_relay)
+    and M(wgsp.service_proxy.wg_carrier)
     is documented on their pages; this module adds no option of its own to a set.
 seealso:
   - module: wgsp.service_proxy.wg_dnat
   - module: wgsp.service_proxy.wg_filter
   - module: wgsp.service_proxy.wg_relay
+  - module: wgsp.service_proxy.wg_carrier
   - module: wgsp.service_proxy.wg_status
 """
 
@@ -116,7 +119,8 @@ rule_sets:
     - One entry per set, in the order applied (on failure, the sets done before it).
     - Each holds the keys of its module's result (C(changed), C(backend), C(plan), C(applied),
       C(persist_path), and C(rules), C(stale), C(conntrack) for C(wg_dnat) or C(filter) for
-      C(wg_filter); C(changes), C(running), C(pid), C(listening) for C(wg_relay)) plus C(module) and C(name).
+      C(wg_filter); C(changes), C(running), C(pid), C(listening) for C(wg_relay); C(device), C(peers),
+      C(flows), C(rules), C(routes), C(rule_set), C(boot_commands) for C(wg_carrier)) plus C(module) and C(name).
   returned: always
   type: list
   elements: dict
@@ -151,6 +155,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backe
     set_result,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._relay.manage import Plan, apply as apply_relay  # noqa: E402
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._carrier import Carrier, apply_carrier  # noqa: E402
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import (  # noqa: E402
     dnat_rules,
     filter_rules,
@@ -158,9 +163,12 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.param
     module_params,
 )
 
+# the set kinds that are not a firewall rule set of their own (their key among the sets of one call)
+OWN_KINDS = {"wg_relay": "relay", "wg_carrier": "carrier"}
+
 ARGUMENT_SPEC = dict(
     rule_sets=dict(type="list", elements="dict", required=True, options=dict(
-        module=dict(type="str", required=True, choices=sorted(list(MODULE_KINDS) + ["wg_relay"])),
+        module=dict(type="str", required=True, choices=sorted(list(MODULE_KINDS) + list(OWN_KINDS))),
         name=dict(type="str"),
         params=dict(type="dict", required=True),
     )),
@@ -174,7 +182,7 @@ def _in_entry(index, exc):
         return WgspError("%s: %s" % (where, exc.msg), **exc.details)
     problem = exc.msg[len(exc.field) + 2:] if exc.msg.startswith(exc.field + ": ") else exc.msg
     # module_params names the module itself when the spec refuses a value: that is the params dict
-    inner = "" if exc.field in MODULE_KINDS or exc.field == "wg_relay" else "." + exc.field
+    inner = "" if exc.field in MODULE_KINDS or exc.field in OWN_KINDS else "." + exc.field
     details = dict((k, v) for k, v in exc.details.items() if k != "field")
     return ValidationError("%s.params%s" % (where, inner), problem, **details)
 
@@ -192,7 +200,7 @@ def prepare(entries, runner):
         if entry.get("name") is not None and entry["name"] != params["name"]:
             raise ValidationError("rule_sets[%d].name" % index, "is %s but params.name is %s" % (
                 describe(entry["name"]), describe(params["name"])))
-        key = (MODULE_KINDS.get(module_name, "relay"), params["name"])
+        key = (MODULE_KINDS.get(module_name) or OWN_KINDS[module_name], params["name"])
         if key in seen:
             raise ValidationError("rule_sets[%d].params.name" % index, "set %s (%s) is already rule_sets[%d]" % (
                 describe(params["name"]), module_name, seen[key]))
@@ -200,6 +208,9 @@ def prepare(entries, runner):
         try:
             if module_name == "wg_relay":
                 prepared.append((module_name, params, Plan(params)))
+                continue
+            if module_name == "wg_carrier":
+                prepared.append((module_name, params, Carrier(params)))
                 continue
             if module_name == "wg_dnat":
                 if networks is None:
@@ -227,6 +238,8 @@ def main():
             if module_name == "wg_relay":  # ``rules`` is the relay's Plan
                 output = apply_relay(rules, module.run_command, sys.executable,
                                      check_mode=module.check_mode, want_diff=module._diff)
+            elif module_name == "wg_carrier":  # ``rules`` is the validated Carrier; the call judges it again
+                output = apply_carrier(params, runner, check_mode=module.check_mode, want_diff=module._diff)
             else:
                 output, result = apply_rule_set(
                     module_name, params, rules, runner, check_mode=module.check_mode, want_diff=module._diff,

@@ -337,6 +337,9 @@ def rule_set_status(module_name, params, runner, resolver_factory=None, which=No
     if module_name == "wg_relay":  # a relay set: its process and files, not a ruleset
         from ansible_collections.wgsp.service_proxy.plugins.module_utils._relay.manage import status as relay_status
         return relay_status(params)
+    if module_name == "wg_carrier":  # a carrier: its device, rules and routes, and its own rule set
+        from ansible_collections.wgsp.service_proxy.plugins.module_utils._carrier import status as carrier_status
+        return carrier_status(params, runner)
     kind = MODULE_KINDS.get(module_name)
     if kind is None:
         raise ValidationError("module", "no rule set kind for %s" % module_name)

@@ -117,8 +117,17 @@ class CarrierIptablesBackend(IptablesBackend):
 
 
 def _set_bits(marks, value):
-    """nft's form of "the mask's bits := value" (it prints the AND mask with the value's bits set)."""
-    return "& 0x%08x | 0x%08x" % ((FULL & ~marks.mask) | value, value)
+    """nft's form of "the mask's bits := value": it lists the AND mask with the value's bits set, and
+    no AND at all when that mask keeps every bit (a mark that fills the mask)."""
+    keep = (FULL & ~marks.mask) | value
+    return "| 0x%08x" % value if keep == FULL else "& 0x%08x | 0x%08x" % (keep, value)
+
+
+def _has_mark(marks, value):
+    """nft's form of "the mask's bits == value" (no AND when the mask is every bit)."""
+    if marks.mask == FULL:
+        return "ct mark == 0x%08x" % value
+    return "ct mark & 0x%08x == 0x%08x" % (marks.mask, value)
 
 
 def render_nft_lines(set_name, marks):
@@ -129,8 +138,7 @@ def render_nft_lines(set_name, marks):
     for mac, mark in marks.peers:
         pre.append("iifname %s ether saddr %s ct mark set ct mark %s %s" % (dev, mac, _set_bits(marks, mark), comment))
     for _mac, mark in marks.peers:
-        restore = "ct mark & 0x%08x == 0x%08x meta mark set meta mark %s %s" % (
-            marks.mask, mark, _set_bits(marks, mark), comment)
+        restore = "%s meta mark set meta mark %s %s" % (_has_mark(marks, mark), _set_bits(marks, mark), comment)
         pre.append("iifname != %s %s" % (dev, restore))
         out.append(restore)
     allow = ["iifname %s %s dport %s counter accept %s" % (dev, proto, format_ports(port), comment)

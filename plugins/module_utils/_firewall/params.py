@@ -31,6 +31,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_script_path
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.filter import validate_filter
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._carrier import ARGUMENT_SPEC as CARRIER_ARGUMENT_SPEC
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._relay.manage import RELAY_ARGUMENT_SPEC
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.containers import DockerResolver
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.rules import (
@@ -95,8 +96,9 @@ FILTER_ARGUMENT_SPEC = dict(
     persist_path=dict(type="path"),
 )
 
-# every module whose parameters a role records as a rule set (a relay set beside the firewall's)
-ARGUMENT_SPECS = {"wg_dnat": DNAT_ARGUMENT_SPEC, "wg_filter": FILTER_ARGUMENT_SPEC, "wg_relay": RELAY_ARGUMENT_SPEC}
+# every module whose parameters a role records as a rule set (a relay set and a carrier beside the firewall's)
+ARGUMENT_SPECS = {"wg_dnat": DNAT_ARGUMENT_SPEC, "wg_filter": FILTER_ARGUMENT_SPEC, "wg_relay": RELAY_ARGUMENT_SPEC,
+                  "wg_carrier": CARRIER_ARGUMENT_SPEC}
 DNAT_DEFAULT_KEYS = ("in_interface", "out_interface", "masquerade", "sources", "log")
 
 

@@ -20,7 +20,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors 
 
 STATE_VERSION = 1
 MODES = ("server", "share", "proxy")
-RULE_MODULES = ("wg_dnat", "wg_filter", "wg_relay")
+RULE_MODULES = ("wg_dnat", "wg_filter", "wg_relay", "wg_carrier")
 _LIST_KEYS = ("address", "access_services", "public_ports", "shared_services", "host_services",
               "external_forwards", "clients", "allowed_flows", "rule_sets")
 
