@@ -395,7 +395,7 @@ def carrier_peers(host, hostvars, proxies):
         for port in preserved_ports(hostvars[proxy].get("proxy_client_public_ports", []), hostvars, var=var):
             if port["host"] == host:
                 peers.add(host_address(hostvars, proxy, 4, needed_by=var))
-    return sorted(peers, key=lambda a: ipaddress.ip_address(a))
+    return sorted(peers, key=ipaddress.ip_address)
 
 
 def preserve_rules(rules, preserved, carrier):

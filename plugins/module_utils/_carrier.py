@@ -29,8 +29,8 @@ forwarding entry and neighbour per peer), and a frame's source MAC names the car
   their sources elsewhere: the carrier's ``rp_filter`` is set to loose (2) when it would be strict.
 
 Ownership: the device carries the alias ``wgsp carrier``; rules and routes carry routing protocol
-``87`` (``ip rule``/``ip route`` show ``proto 87``). Rules are ours when they carry 87 and look up one
-of the carrier's tables; routes when they carry 87 in one of its tables.
+``88`` (``ip rule``/``ip route`` show ``proto 88``; wg_route's routes carry 87). Rules are ours when they
+carry 88 and look up one of the carrier's tables; routes when they carry 88 in one of its tables.
 Only those are ever replaced or deleted.
 
 pyroute2's stable API only (``link``, ``fdb``, ``neigh``, ``rule``, ``route``, their ``get_*``); works
@@ -57,7 +57,9 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import check_address
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.carrier import CarrierMarks
 
-PROTO = 87
+# The routing protocol number of the carrier's rules and routes (wg_route's and wg_interface's routes carry 87;
+# the carrier's route through the WireGuard interface must not look like one of theirs).
+PROTO = 88
 ALIAS = "wgsp carrier"
 MAIN = 254
 # The VXLAN header, UDP, the outer IPv4 header and the inner Ethernet header.
@@ -458,7 +460,7 @@ class Netlink:
         return out
 
     def rules(self):
-        """Every IPv4 rule of protocol 87."""
+        """Every IPv4 rule of the carrier's protocol."""
         out = []
         for msg in self.ipr.get_rules(family=socket.AF_INET):
             if _attr(msg, "FRA_PROTOCOL") != PROTO:
@@ -715,7 +717,6 @@ def apply(carrier, nl, plan):
         else:
             args["scope"] = 253
         do("add route %s" % route.render(), ipr.route, "replace", **args)
-
 
 
 # -- one call: validate, plan, apply (the module and wg_rule_sets) -------------------------------

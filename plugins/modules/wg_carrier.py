@@ -36,8 +36,8 @@ description:
     DNAT'ed) is a rule set of its own (O(rule_set)) on iptables or nftables, owned and replaced in one
     transaction like M(wgsp.service_proxy.wg_dnat)'s.
   - Ownership - the device carries the alias C(wgsp carrier), rules and routes the routing protocol
-    C(87) (C(ip rule) and C(ip route) show C(proto 87)). Rules of protocol 87 that look up one of the
-    carrier's tables, and routes of protocol 87 in those tables, are the carrier's; nothing else is changed
+    C(88) (C(ip rule) and C(ip route) show C(proto 88); M(wgsp.service_proxy.wg_route)'s routes carry 87). Rules of
+    protocol 88 that look up one of the carrier's tables, and routes of protocol 88 in those tables, are the carrier's; nothing else is changed
     or removed. A device of O(name) that is not a carrier, and a route of another protocol where the carrier
     needs one of its own, are refused before anything changes.
   - Every value is judged before anything changes; an error names the option, e.g. C(flows[1].to_address).
@@ -245,13 +245,13 @@ rules:
   returned: always
   type: list
   elements: str
-  sample: ["5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 87", "32768: from all iif wg0c lookup 5200 proto 87"]
+  sample: ["5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88", "32768: from all iif wg0c lookup 5200 proto 88"]
 routes:
   description: The carrier's routes as declared.
   returned: always
   type: list
   elements: str
-  sample: ["default via 10.7.0.3 dev wg0c table 5203 proto 87 onlink", "10.7.0.3/32 dev wg0 table 5203 proto 87"]
+  sample: ["default via 10.7.0.3 dev wg0c table 5203 proto 88 onlink", "10.7.0.3/32 dev wg0 table 5203 proto 88"]
 backend:
   description: The firewall backend of the rule set (null when no firewall tool was needed).
   returned: always

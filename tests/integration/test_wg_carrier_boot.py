@@ -27,7 +27,7 @@ def run_lines(host, lines):
 
 def carrier_state(host):
     return host.run("ip -d link show wg0-c 2>&1 | grep -o 'vxlan id [0-9]* local [0-9.]*'; ip rule; "
-                    "ip route show table all proto 87; bridge fdb show dev wg0-c 2>/dev/null | grep permanent; "
+                    "ip route show table all proto 88; bridge fdb show dev wg0-c 2>/dev/null | grep permanent; "
                     "ip neigh show dev wg0-c 2>/dev/null", check=False).stdout
 
 
@@ -46,7 +46,7 @@ def test_boot_lines_bring_back_exactly_what_the_module_installs(lab, side):
 
     run_lines(host, boot["pre_down"])
     gone = carrier_state(host)
-    assert "vxlan id" not in gone and "proto 87" not in gone
+    assert "vxlan id" not in gone and "proto 88" not in gone
     again = host.module("wg_carrier", params, check_mode=True)
     assert again["changed"], again
 
@@ -86,6 +86,23 @@ def test_after_a_reboot_the_boot_lines_and_script_restore_the_share_side(lab, ba
     after = topo.share.module("wg_carrier", params)
     assert not after.get("failed"), after
     assert not after["changed"] and after["plan"] == [] and after["rule_set"] == [], after
+
+
+def test_the_tunnels_own_routes_and_the_carriers_leave_each_other_alone(lab):
+    """wg_route (and wg_interface's ``routes``) remove, exclusively, the routes of protocol 87 through the
+    tunnel that they no longer list; the carrier's route to its proxy goes through the tunnel too, in
+    its own table, with protocol 88: neither ever takes the other's away (found by the molecule mesh
+    scenario, where the carrier's route vanished on every second run)."""
+    require_root_tools("wireguard-go", "wg", "bridge")
+    topo = seed(lab)
+    topo.wait_tunnel()
+    assert not topo.share.module("wg_carrier", SHARE).get("failed")
+    routes = {"interface": "wg0", "exclusive": True, "routes": [{"dest": "10.7.0.0/24"}]}
+    first = topo.share.module("wg_route", routes)
+    assert not first.get("failed") and first["removed"] == [], first
+    assert not topo.share.module("wg_route", routes)["changed"]
+    again = topo.share.module("wg_carrier", SHARE)
+    assert not again["changed"] and again["plan"] == [], again
 
 
 def test_the_boot_lines_quote_and_keep_to_validated_values(lab):

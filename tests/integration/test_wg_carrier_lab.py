@@ -28,7 +28,7 @@ SVC = "198.51.100.2"
 SHARE_LAN = "198.51.100.1"
 CARRIER = "wg0c"
 MAC = {name: "02:00:0a:07:00:%02x" % int(TUNNEL[name].rsplit(".", 1)[1]) for name in TUNNEL}
-# a scratch table/priority of the test's own (outside the carrier's 5200-6223, not protocol 87)
+# a scratch table/priority of the test's own (outside the carrier's 5200-6223, not protocol 88)
 SCRATCH = 7100
 FLOWS = [{"in_interface": "eth1", "proto": "both", "port": 80, "to_address": TUNNEL["share"]},
          {"in_interface": "eth1", "proto": "udp", "port": 5300, "to_address": TUNNEL["share"]}]
@@ -137,9 +137,9 @@ def rules(host):
     return host.run(["ip", "rule", "show"]).stdout
 
 
-def proto87(host):
+def proto88(host):
     out = host.run("ip rule show; ip route show table all").stdout
-    return [line for line in out.splitlines() if "proto 87" in line]
+    return [line for line in out.splitlines() if "proto 88" in line]
 
 
 def firewall(host):
@@ -153,7 +153,7 @@ def has_device(host, name=CARRIER):
 
 
 def assert_no_carrier(host):
-    assert proto87(host) == []
+    assert proto88(host) == []
     assert not has_device(host)
     fw = firewall(host)
     assert "wgsp-c:" not in fw and "wgsp-carrier" not in fw
@@ -177,7 +177,7 @@ def test_public_client_address_reaches_the_service_through_both_proxies(lab, bac
         assert not has_device(host) and kernel(host) == clean
         first = ok(host.module("wg_carrier", proxy_args(p, backend)))
         assert first["changed"] and first["plan"] == check["plan"]
-        assert "5200:\tfrom all to 10.7.0.2 iif eth1 ipproto tcp dport 80 lookup 5200 proto 87" in rules(host)
+        assert "5200:\tfrom all to 10.7.0.2 iif eth1 ipproto tcp dport 80 lookup 5200 proto 88" in rules(host)
         again = ok(host.module("wg_carrier", proxy_args(p, backend)))
         assert again["changed"] is False and again["plan"] == [] and again["rule_set"] == []
     topo.publish_proxies(backend)
@@ -272,9 +272,9 @@ def test_diff_shows_the_carrier_and_its_rule_set(lab):
         assert after[0] == ("link wg0c vxlan id 7700 local 10.7.0.2 dstport 4789 learning 0 address %s mtu %d up"
                             % (MAC["share"], mtu))
         for line in ("fdb %s dst 10.7.0.3 permanent" % MAC["p1"], "neigh 10.7.0.4 lladdr %s permanent" % MAC["p2"],
-                     "rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 87",
-                     "rule 32768: from all iif wg0c lookup 5200 proto 87",
-                     "route default via 10.7.0.4 dev wg0c table 5204 proto 87 onlink"):
+                     "rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88",
+                     "rule 32768: from all iif wg0c lookup 5200 proto 88",
+                     "route default via 10.7.0.4 dev wg0c table 5204 proto 88 onlink"):
             assert line in after, (line, after)
         assert rule_set["before_header"] == "nftables carrier set carrier (installed)"
         assert rule_set["after_header"] == "nftables carrier set carrier (desired)"
@@ -310,11 +310,11 @@ def test_a_foreign_device_of_the_carriers_name_is_refused(lab):
         assert CARRIER in result["msg"]
         assert kernel(share) == clean and firewall(share) == clean_fw
     assert "veth" in share.run(["ip", "-d", "link", "show", CARRIER]).stdout
-    assert proto87(share) == []
+    assert proto88(share) == []
 
 
 FOREIGN = [
-    # a rule of another owner looking up one of the carrier's tables (protocol static, not 87)
+    # a rule of another owner looking up one of the carrier's tables (protocol static, not 88)
     "ip rule add from 198.51.100.0/24 lookup 5203 priority 5200 proto static",
     "ip rule add iif %s lookup 5200 priority 6000" % CARRIER,
     # the same selector, priority and table as one of the carrier's own rules: only the protocol differs
@@ -334,20 +334,20 @@ def test_foreign_rules_and_routes_are_left_alone(lab):
         # (ip marks a rule whose iif does not exist "[detached]": the carrier comes and goes)
         out = share.run("ip rule show; ip route show table all").stdout.replace(" [detached]", "")
         return sorted(line for line in out.splitlines()
-                      if "proto static" in line or "lookup 5200" in line and "proto 87" not in line)
+                      if "proto static" in line or "lookup 5200" in line and "proto 88" not in line)
 
     clean = foreign()
     assert len(clean) == 5, clean
     first = ok(share.module("wg_carrier", share_args()))
     assert first["changed"] and foreign() == clean
-    assert len(proto87(share)) == 8  # 3 rules and 5 routes of its own
+    assert len(proto88(share)) == 8  # 3 rules and 5 routes of its own
     again = ok(share.module("wg_carrier", share_args()))
     assert again["changed"] is False and again["plan"] == [] and foreign() == clean
     fewer = ok(share.module("wg_carrier", share_args(proxies=("p1",))))
     assert fewer["changed"] and not any("5203" in a for a in fewer["plan"]) and foreign() == clean
     gone = ok(share.module("wg_carrier", absent_args("share")))
     assert gone["changed"] and not any("static" in a or "198.51.100" in a for a in gone["plan"]), gone["plan"]
-    assert foreign() == clean and proto87(share) == []
+    assert foreign() == clean and proto88(share) == []
     assert ok(share.module("wg_carrier", absent_args("share")))["changed"] is False
     assert foreign() == clean
 
@@ -432,6 +432,6 @@ def test_a_mark_that_fills_the_mask_is_applied_and_idempotent(lab, backend):
     first = ok(share.module("wg_carrier", args))
     assert first["changed"] and first["peers"] == [
         {"address": "10.7.0.3", "mac": MAC["p1"], "mark": "0x30", "table": 5203}]
-    assert "5200:\tfrom all fwmark 0x30/0x30 lookup 5203 proto 87" in rules(share)
+    assert "5200:\tfrom all fwmark 0x30/0x30 lookup 5203 proto 88" in rules(share)
     again = ok(share.module("wg_carrier", args))
     assert again["changed"] is False and again["plan"] == [] and again["rule_set"] == [], again

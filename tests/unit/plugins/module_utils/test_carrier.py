@@ -178,16 +178,16 @@ def test_carrier_mac_is_02_00_and_the_address_bytes():
 def test_proxy_rules_and_routes():
     carrier = Carrier(proxy_params())
     assert [r.render() for r in carrier.wanted_rules()] == [
-        "5200: from all to 10.7.0.2/32 iif eth1 ipproto tcp dport 80 lookup 5200 proto 87",
-        "5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 80 lookup 5200 proto 87",
-        "5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 5300-5310 lookup 5200 proto 87",
-        "5200: from all iif wg0c lookup 5200 proto 87",
+        "5200: from all to 10.7.0.2/32 iif eth1 ipproto tcp dport 80 lookup 5200 proto 88",
+        "5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 80 lookup 5200 proto 88",
+        "5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 5300-5310 lookup 5200 proto 88",
+        "5200: from all iif wg0c lookup 5200 proto 88",
     ]
-    assert [r.render() for r in carrier.wanted_routes()] == ["10.7.0.2/32 dev wg0c table 5200 proto 87"]
+    assert [r.render() for r in carrier.wanted_routes()] == ["10.7.0.2/32 dev wg0c table 5200 proto 88"]
     args = carrier.wanted_rules()[2].args()
     assert args["dport_range"] == "5300:5310" and args["ip_proto"] == 17 and args["iifname"] == "eth1"
     assert (args["dst"], args["dst_len"], args["table"], args["priority"], args["protocol"]) == (
-        SHARE, 32, 5200, 5200, 87)
+        SHARE, 32, 5200, 5200, 88)
     # a proxy without flows sends nothing into the carrier
     bare = Carrier(proxy_params(flows=[]))
     assert bare.wanted_rules() == [] and bare.wanted_routes() == [] and bare.marks() is None
@@ -196,16 +196,16 @@ def test_proxy_rules_and_routes():
 def test_share_rules_and_routes():
     carrier = Carrier(share_params())
     assert [r.render() for r in carrier.wanted_rules()] == [
-        "5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 87",
-        "5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 87",
-        "32768: from all iif wg0c lookup 5200 proto 87",
+        "5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88",
+        "5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 88",
+        "32768: from all iif wg0c lookup 5200 proto 88",
     ]
     assert [r.render() for r in carrier.wanted_routes()] == [
-        "default dev wg0c table 5200 proto 87",
-        "default via 10.7.0.3 dev wg0c table 5203 proto 87 onlink",
-        "10.7.0.3/32 dev wg0 table 5203 proto 87",
-        "default via 10.7.0.4 dev wg0c table 5204 proto 87 onlink",
-        "10.7.0.4/32 dev wg0 table 5204 proto 87",
+        "default dev wg0c table 5200 proto 88",
+        "default via 10.7.0.3 dev wg0c table 5203 proto 88 onlink",
+        "10.7.0.3/32 dev wg0 table 5203 proto 88",
+        "default via 10.7.0.4 dev wg0c table 5204 proto 88 onlink",
+        "10.7.0.4/32 dev wg0 table 5204 proto 88",
     ]
     args = carrier.wanted_rules()[1].args()
     assert (args["fwmark"], args["fwmask"], args["table"]) == (0x400000, 0x3ff00000, 5204)
@@ -302,7 +302,7 @@ def test_firewall_lines_touch_only_the_mask():
 
 class FakeNetlink:
     """The reads ``plan()`` makes, from plain data: ``links`` {name: dict as ``Netlink.link`` returns},
-    ``fdbs``/``neighs`` {index: {...}}, ``rules``/``routes`` lists of ``Rule``/``Route`` (protocol 87
+    ``fdbs``/``neighs`` {index: {...}}, ``rules``/``routes`` lists of ``Rule``/``Route`` (protocol 88
     only, as ``Netlink`` reads them), ``sysctls`` {path: text}. Writing is not its business."""
 
     def __init__(self, links=None, fdbs=None, neighs=None, rules=(), routes=(), sysctls=None):
@@ -372,14 +372,14 @@ def test_plan_fresh_share():
         "add fdb 02:00:0a:07:00:04 dst 10.7.0.4",
         "add neigh 10.7.0.3 lladdr 02:00:0a:07:00:03",
         "add neigh 10.7.0.4 lladdr 02:00:0a:07:00:04",
-        "add rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 87",
-        "add rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 87",
-        "add rule 32768: from all iif wg0c lookup 5200 proto 87",
-        "add route default dev wg0c table 5200 proto 87",
-        "add route default via 10.7.0.3 dev wg0c table 5203 proto 87 onlink",
-        "add route 10.7.0.3/32 dev wg0 table 5203 proto 87",
-        "add route default via 10.7.0.4 dev wg0c table 5204 proto 87 onlink",
-        "add route 10.7.0.4/32 dev wg0 table 5204 proto 87",
+        "add rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88",
+        "add rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 88",
+        "add rule 32768: from all iif wg0c lookup 5200 proto 88",
+        "add route default dev wg0c table 5200 proto 88",
+        "add route default via 10.7.0.3 dev wg0c table 5203 proto 88 onlink",
+        "add route 10.7.0.3/32 dev wg0 table 5203 proto 88",
+        "add route default via 10.7.0.4 dev wg0c table 5204 proto 88 onlink",
+        "add route 10.7.0.4/32 dev wg0 table 5204 proto 88",
     ]
     assert result.link == "create" and result.mtu == 1420 - 50 and result.sysctls == {}
     assert result.rules_del == [] and result.routes_del == [] and result.fdb_del == [] and result.neigh_del == []
@@ -388,8 +388,8 @@ def test_plan_fresh_share():
                         "address 02:00:0a:07:00:02 mtu 1370 up")
     assert "fdb 02:00:0a:07:00:04 dst 10.7.0.4 permanent" in after
     assert "neigh 10.7.0.3 lladdr 02:00:0a:07:00:03 permanent" in after
-    assert "rule 32768: from all iif wg0c lookup 5200 proto 87" in after
-    assert "route 10.7.0.4/32 dev wg0 table 5204 proto 87" in after
+    assert "rule 32768: from all iif wg0c lookup 5200 proto 88" in after
+    assert "route 10.7.0.4/32 dev wg0 table 5204 proto 88" in after
     assert nl.route_names == {3: "wg0"}
 
 
@@ -400,11 +400,11 @@ def test_plan_fresh_proxy_with_a_given_mtu():
         "create device wg0c (vxlan id 7700 local 10.7.0.3 dstport 4789)",
         "add fdb 02:00:0a:07:00:02 dst 10.7.0.2",
         "add neigh 10.7.0.2 lladdr 02:00:0a:07:00:02",
-        "add rule 5200: from all to 10.7.0.2/32 iif eth1 ipproto tcp dport 80 lookup 5200 proto 87",
-        "add rule 5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 80 lookup 5200 proto 87",
-        "add rule 5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 5300-5310 lookup 5200 proto 87",
-        "add rule 5200: from all iif wg0c lookup 5200 proto 87",
-        "add route 10.7.0.2/32 dev wg0c table 5200 proto 87",
+        "add rule 5200: from all to 10.7.0.2/32 iif eth1 ipproto tcp dport 80 lookup 5200 proto 88",
+        "add rule 5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 80 lookup 5200 proto 88",
+        "add rule 5200: from all to 10.7.0.2/32 iif eth1 ipproto udp dport 5300-5310 lookup 5200 proto 88",
+        "add rule 5200: from all iif wg0c lookup 5200 proto 88",
+        "add route 10.7.0.2/32 dev wg0c table 5200 proto 88",
     ]
     assert result.mtu == 1300
 
@@ -422,7 +422,7 @@ def test_plan_without_the_wireguard_interface():
 @pytest.mark.parametrize("make", [share_params, proxy_params])
 def test_plan_in_sync_has_nothing_to_do(make):
     carrier = Carrier(make())
-    # another owner's protocol-87 rule and route (a table outside the carrier's range) are not the carrier's
+    # another owner's protocol-88 rule and route (a table outside the carrier's range) are not the carrier's
     foreign_rule = _carrier.Rule(100, 7000, dst="198.51.100.0/24")
     foreign_route = _carrier.Route(7000, "198.51.100.0/24", "wg0")
     nl = in_sync(carrier, rules=[foreign_rule], routes=[foreign_route])
@@ -454,9 +454,9 @@ def test_plan_another_vni_recreates_the_device_and_its_entries():
     # a recreated device comes without its entries and the routes through it
     assert ("add fdb 02:00:0a:07:00:03 dst 10.7.0.3") in result.actions
     assert sorted(r.render() for r in result.routes_add) == [
-        "default dev wg0c table 5200 proto 87",
-        "default via 10.7.0.3 dev wg0c table 5203 proto 87 onlink",
-        "default via 10.7.0.4 dev wg0c table 5204 proto 87 onlink"]
+        "default dev wg0c table 5200 proto 88",
+        "default via 10.7.0.3 dev wg0c table 5203 proto 88 onlink",
+        "default via 10.7.0.4 dev wg0c table 5204 proto 88 onlink"]
     assert result.routes_del == [] and result.rules_add == []
 
 
@@ -468,9 +468,9 @@ def test_plan_one_stale_peer_deletes_only_it():
     assert result.actions == [
         "delete fdb 02:00:0a:07:00:04 dst 10.7.0.4",
         "delete neigh 10.7.0.4 lladdr 02:00:0a:07:00:04",
-        "delete rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 87",
-        "delete route default via 10.7.0.4 dev wg0c table 5204 proto 87 onlink",
-        "delete route 10.7.0.4/32 dev wg0 table 5204 proto 87",
+        "delete rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 88",
+        "delete route default via 10.7.0.4 dev wg0c table 5204 proto 88 onlink",
+        "delete route 10.7.0.4/32 dev wg0 table 5204 proto 88",
     ]
     assert result.link is None and result.fdb_add == [] and result.rules_add == [] and result.routes_add == []
     assert not any("10.7.0.4" in line or "0x400000" in line or "5204" in line for line in after)
@@ -484,14 +484,14 @@ def test_plan_absent_deletes_everything_of_the_carrier_and_nothing_else():
     result, before, after = plan(carrier, nl)
     assert result.actions == [
         "delete device wg0c",
-        "delete rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 87",
-        "delete rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 87",
-        "delete rule 32768: from all iif wg0c lookup 5200 proto 87",
-        "delete route default dev wg0c table 5200 proto 87",
-        "delete route default via 10.7.0.3 dev wg0c table 5203 proto 87 onlink",
-        "delete route 10.7.0.3/32 dev wg0 table 5203 proto 87",
-        "delete route default via 10.7.0.4 dev wg0c table 5204 proto 87 onlink",
-        "delete route 10.7.0.4/32 dev wg0 table 5204 proto 87",
+        "delete rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88",
+        "delete rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 88",
+        "delete rule 32768: from all iif wg0c lookup 5200 proto 88",
+        "delete route default dev wg0c table 5200 proto 88",
+        "delete route default via 10.7.0.3 dev wg0c table 5203 proto 88 onlink",
+        "delete route 10.7.0.3/32 dev wg0 table 5203 proto 88",
+        "delete route default via 10.7.0.4 dev wg0c table 5204 proto 88 onlink",
+        "delete route 10.7.0.4/32 dev wg0 table 5204 proto 88",
     ]
     assert result.link == "delete" and after == [] and before
     assert foreign_rule not in result.rules_del
