@@ -267,7 +267,9 @@ def public_ports(entries, hostvars, var="proxy_client_public_ports"):
     for entry in _entries(var, entries):
         if isinstance(entry, dict):
             public = entry.get("port")
-            target = entry.get("target") or "%s:%s" % (entry.get("to_address"), entry.get("to_port") or public)
+            # an IPv6 to_address in brackets, as the target form has it
+            target = entry.get("target") or join_host_port(str(entry.get("to_address")).strip("[]"),
+                                                           entry.get("to_port") or public)
             proto = entry.get("proto")
         else:
             form = _form(var, entry, publish_form)
@@ -406,20 +408,25 @@ def preserve_rules(rules, preserved, carrier):
             else rule for rule in rules or []]
 
 
-def share_carrier(containers, host, peers, carrier, own_address=None):
-    """A share's side of the carrier (``share_client_services`` and ``share_client_host_services`` as
-    given, their dict entries with ``preserve_source: true``): ``{dnat, local_ports}`` - the wg_dnat rules
-    that take the carried connections to the containers and remapped host services without
-    masquerade, and the ports of the host services reached as they are. Nothing without ``peers``."""
-    dnat, local = [], []
-    if not peers:
-        return {"dnat": dnat, "local_ports": local}
+def share_carrier(containers, host, peers, carrier, own_address=None, rules=None):
+    """A share's side of the carrier, from ``share_client_services`` and ``share_client_host_services``
+    as given (their dict entries with ``preserve_source: true``):
+
+    - ``rules``: ``rules`` (the share's wg_dnat rules, ``wgsp_share_dnat_rules``) with the preserved
+      container services not masqueraded - a preserved service keeps its clients' addresses on every
+      path (its container routes its replies through this host) - and, with ``peers``, the rules that
+      take the carried connections to the containers and remapped host services (``in_interface`` the
+      carrier, no masquerade);
+    - ``local_ports``: with ``peers``, the ports of the host services reached as they are."""
+    keep = set()
+    carried, local = [], []
     var = "share_client_services"
     entries = _entries(var, containers)
     for entry, svc in zip(entries, share_services(entries, var=var)):
         if _preserves(entry):
-            dnat.append({"proto": svc["proto"], "port": svc["port"], "to_port": svc["to_port"],
-                         "to_container": svc["container"], "in_interface": carrier, "masquerade": False})
+            keep.add((svc["container"], svc["proto"], str(svc["port"])))
+            carried.append({"proto": svc["proto"], "port": svc["port"], "to_port": svc["to_port"],
+                            "to_container": svc["container"], "in_interface": carrier, "masquerade": False})
     var = "share_client_host_services"
     entries = _entries(var, host)
     own = None
@@ -433,9 +440,13 @@ def share_carrier(containers, host, peers, carrier, own_address=None):
             own = [str(i.ip) for i in _tunnel("share_client_address", own_address) if i.version == 4]
             if not own:
                 _fail(var, entry, "keeps the client's address (preserve_source), which needs an IPv4 share_client_address")
-        dnat.append({"proto": svc["proto"], "port": svc["port"], "to_address": own[0], "to_port": svc["to_port"],
-                     "in_interface": carrier, "masquerade": False})
-    return {"dnat": dnat, "local_ports": local}
+        carried.append({"proto": svc["proto"], "port": svc["port"], "to_address": own[0], "to_port": svc["to_port"],
+                        "in_interface": carrier, "masquerade": False})
+    base = [dict(rule, masquerade=False) if (rule.get("to_container"), rule["proto"], str(rule["port"])) in keep
+            else rule for rule in rules or []]
+    if not peers:
+        return {"rules": base, "dnat": [], "local_ports": []}
+    return {"rules": base + carried, "dnat": carried, "local_ports": local}
 
 
 def carrier_commands(params, var="carrier"):

@@ -41,6 +41,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import ipaddress
 import os
 import socket
@@ -489,6 +490,15 @@ class Netlink:
             out.append(route)
         return out
 
+    def addresses(self):
+        """``[(address, network)]`` of the host's IPv4 addresses."""
+        out = []
+        for msg in self.ipr.get_addr(family=socket.AF_INET):
+            address = _attr(msg, "IFA_LOCAL") or _attr(msg, "IFA_ADDRESS")
+            if address:
+                out.append((address, ipaddress.ip_network("%s/%d" % (address, msg["prefixlen"]), strict=False)))
+        return out
+
     def read_sysctl(self, path):
         try:
             with open(path) as handle:
@@ -578,6 +588,21 @@ def plan(carrier, nl, check_mode=False):
     if wg_index is None and not check_mode:
         raise WgspError("interface: no such interface %r (the carrier runs through it; bring the tunnel up first)"
                         % carrier.interface, field="interface")
+    if wg_index is not None:
+        # before anything changes: the kernel would refuse these only half-way through
+        host = nl.addresses()
+        if carrier.local not in [a for a, _n in host]:
+            raise ValidationError("local", "%s is not an address of this host (the tunnel's own address, the "
+                                           "carrier's outer source)" % carrier.local)
+        for peer in carrier.peers:
+            if peer.address in [a for a, _n in host]:
+                raise ValidationError(peer.field, "%s is an address of this host, not another end" % peer.address)
+            for _a, net in host:
+                if net.prefixlen < 31 and ipaddress.IPv4Address(peer.address) in (net.network_address,
+                                                                                   net.broadcast_address):
+                    raise ValidationError(peer.field, "%s is the %s address of %s on this host, not a host"
+                                          % (peer.address, "network" if ipaddress.IPv4Address(peer.address)
+                                             == net.network_address else "broadcast", net))
     mtu = carrier.mtu
     if mtu is None:
         wg = nl.link(carrier.interface) if wg_index is not None else None
@@ -650,17 +675,43 @@ def plan(carrier, nl, check_mode=False):
 
 def apply(carrier, nl, plan):
     """Carry out ``plan``: deletions first (routes, rules, device), then the device, its entries,
-    its sysctls, the rules and the routes. Netlink refusals become ``WgspError`` naming what failed."""
+    its sysctls, the rules and the routes. Netlink refusals become ``WgspError`` naming what failed;
+    what this call had added by then (a new device with its entries, rules, routes) is taken away
+    again first, so a refused value leaves no half-made carrier behind."""
     ipr = nl.ipr
+    undo = []
 
     def do(what, func, *args, **kwargs):
+        field = kwargs.pop("_field", None)
         try:
             return func(*args, **kwargs)
         except WgspError:
             raise
         except Exception as exc:  # noqa: BLE001 - NetlinkError carries the kernel's errno and text
-            raise WgspError("netlink refused to %s: %s" % (what, _nl_text(exc)), errno=getattr(exc, "code", None))
+            code = getattr(exc, "code", None)
+            if field == "port" and code == errno.EADDRINUSE:
+                raise ValidationError("port", "UDP port %d is taken on this host (another carrier or service "
+                                              "listens on it); choose another port" % carrier.port, errno=code)
+            raise WgspError("netlink refused to %s: %s" % (what, _nl_text(exc)), errno=code)
 
+    try:
+        _apply(carrier, nl, plan, ipr, do, undo)
+    except WgspError as exc:
+        if not undo:
+            raise
+        failed = []
+        for what, func, args, kwargs in reversed(undo):
+            try:
+                func(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - keep undoing the rest; the message says what stayed
+                failed.append(what)
+        exc.msg += ("; this run's additions were taken away again" if not failed
+                    else "; taking this run's additions away failed for: %s" % ", ".join(failed))
+        exc.args = (exc.msg,)
+        raise
+
+
+def _apply(carrier, nl, plan, ipr, do, undo):
     for route in plan.routes_del:
         net = ipaddress.ip_network(route.dst)
         do("delete route %s" % route.render(), ipr.route, "del", family=socket.AF_INET, table=route.table,
@@ -678,6 +729,7 @@ def apply(carrier, nl, plan):
         do("create device %s" % carrier.name, ipr.link, "add", ifname=carrier.name, kind="vxlan",
            vxlan_id=carrier.vni, vxlan_local=carrier.local, vxlan_port=carrier.port, vxlan_learning=0)
         index = nl.index(carrier.name)
+        undo.append(("delete device %s" % carrier.name, ipr.link, ("del",), {"index": index}))
         do("name device %s" % carrier.name, ipr.link, "set", index=index, ifalias=ALIAS)
         plan.link_set = {"mac": carrier.mac, "mtu": plan.mtu, "up": True}
     if plan.link_set:
@@ -694,7 +746,7 @@ def apply(carrier, nl, plan):
                                          "packets; where /proc/sys is read-only (a container), set "
                                          "net.ipv4.conf.all.rp_filter and net.ipv4.conf.default.rp_filter to 0 or 2")
     if plan.link_set.get("up"):
-        do("bring device %s up" % carrier.name, ipr.link, "set", index=index, state="up")
+        do("bring device %s up" % carrier.name, ipr.link, "set", index=index, state="up", _field="port")
     for mac, dst in plan.fdb_del:
         do("delete fdb %s" % mac, ipr.fdb, "del", ifindex=index, lladdr=mac, dst=dst)
     for addr, mac in plan.neigh_del:
@@ -707,6 +759,7 @@ def apply(carrier, nl, plan):
            family=socket.AF_INET)
     for rule in plan.rules_add:
         do("add rule %s" % rule.render(), ipr.rule, "add", **rule.args())
+        undo.append(("delete rule %s" % rule.render(), ipr.rule, ("del",), rule.args()))
     wg_index = nl.index(carrier.interface)
     for route in plan.routes_add:
         net = ipaddress.ip_network(route.dst)
@@ -717,6 +770,9 @@ def apply(carrier, nl, plan):
         else:
             args["scope"] = 253
         do("add route %s" % route.render(), ipr.route, "replace", **args)
+        undo.append(("delete route %s" % route.render(), ipr.route, ("del",), dict(
+            family=socket.AF_INET, table=route.table, dst=str(net.network_address), dst_len=net.prefixlen, proto=PROTO,
+            scope=args["scope"])))
 
 
 # -- one call: validate, plan, apply (the module and wg_rule_sets) -------------------------------

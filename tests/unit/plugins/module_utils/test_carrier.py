@@ -5,6 +5,8 @@ absent, a foreign device, strict reverse-path filtering)."""
 
 import copy
 
+import ipaddress
+
 import pytest
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils import _carrier
@@ -300,13 +302,19 @@ def test_firewall_lines_touch_only_the_mask():
 # -- plan() against a fake Netlink ---------------------------------------------------------
 
 
+def host_of(carrier):
+    """The addresses of the host a carrier runs on: its own tunnel address (absent: none needed)."""
+    return [(carrier.local, ipaddress.ip_network(carrier.local + "/32"))] if carrier.local else []
+
+
 class FakeNetlink:
     """The reads ``plan()`` makes, from plain data: ``links`` {name: dict as ``Netlink.link`` returns},
     ``fdbs``/``neighs`` {index: {...}}, ``rules``/``routes`` lists of ``Rule``/``Route`` (protocol 88
     only, as ``Netlink`` reads them), ``sysctls`` {path: text}. Writing is not its business."""
 
-    def __init__(self, links=None, fdbs=None, neighs=None, rules=(), routes=(), sysctls=None):
+    def __init__(self, links=None, fdbs=None, neighs=None, rules=(), routes=(), sysctls=None, addresses=None):
         self._links = links or {}
+        self._addresses = list(addresses or [])  # the host's IPv4 addresses
         self._fdbs = fdbs or {}
         self._neighs = neighs or {}
         self._rules = list(rules)
@@ -338,6 +346,9 @@ class FakeNetlink:
     def read_sysctl(self, path):
         return self.sysctls.get(path)
 
+    def addresses(self):
+        return list(self._addresses)
+
 
 WG = {"index": 3, "kind": "wireguard", "alias": None, "mac": None, "mtu": 1420, "up": True}
 LOOSE = {RP % "all": "0", RP % "default": "0"}
@@ -353,7 +364,7 @@ def carrier_link(carrier, mtu=1370, **changes):
 def in_sync(carrier, sysctls=None, **extra):
     """The kernel as a run of ``carrier`` leaves it."""
     sysctls = dict(LOOSE, **{RP % carrier.name: "0"}) if sysctls is None else sysctls
-    return FakeNetlink(
+    return FakeNetlink(addresses=host_of(carrier), 
         links={"wg0": WG, carrier.name: carrier_link(carrier)},
         fdbs={9: dict((p.mac, p.address) for p in carrier.peers)},
         neighs={9: dict((p.address, p.mac) for p in carrier.peers)},
@@ -364,7 +375,7 @@ def in_sync(carrier, sysctls=None, **extra):
 
 def test_plan_fresh_share():
     carrier = Carrier(share_params())
-    nl = FakeNetlink(links={"wg0": WG}, sysctls=LOOSE)
+    nl = FakeNetlink(addresses=host_of(carrier), links={"wg0": WG}, sysctls=LOOSE)
     result, before, after = plan(carrier, nl)
     assert result.actions == [
         "create device wg0c (vxlan id 7700 local 10.7.0.2 dstport 4789)",
@@ -395,7 +406,7 @@ def test_plan_fresh_share():
 
 def test_plan_fresh_proxy_with_a_given_mtu():
     carrier = Carrier(proxy_params(mtu=1300))
-    result, _before, _after = plan(carrier, FakeNetlink(links={"wg0": WG}, sysctls=LOOSE))
+    result, _before, _after = plan(carrier, FakeNetlink(addresses=host_of(carrier), links={"wg0": WG}, sysctls=LOOSE))
     assert result.actions == [
         "create device wg0c (vxlan id 7700 local 10.7.0.3 dstport 4789)",
         "add fdb 02:00:0a:07:00:02 dst 10.7.0.2",
@@ -412,10 +423,10 @@ def test_plan_fresh_proxy_with_a_given_mtu():
 def test_plan_without_the_wireguard_interface():
     carrier = Carrier(share_params())
     with pytest.raises(WgspError) as info:
-        plan(carrier, FakeNetlink(sysctls=LOOSE))
+        plan(carrier, FakeNetlink(addresses=host_of(carrier), sysctls=LOOSE))
     assert info.value.details.get("field") == "interface" and "wg0" in info.value.msg
     # check mode only reports (the tunnel may come up in the same play); the MTU is WireGuard's default less 50
-    result, _before, _after = plan(carrier, FakeNetlink(sysctls=LOOSE), check_mode=True)
+    result, _before, _after = plan(carrier, FakeNetlink(addresses=host_of(carrier), sysctls=LOOSE), check_mode=True)
     assert result.actions[0].startswith("create device wg0c") and result.mtu == 1370
 
 
@@ -496,7 +507,7 @@ def test_plan_absent_deletes_everything_of_the_carrier_and_nothing_else():
     assert result.link == "delete" and after == [] and before
     assert foreign_rule not in result.rules_del
     # nothing left: nothing to do
-    empty, _before, _after = plan(carrier, FakeNetlink(links={"wg0": WG}, sysctls=LOOSE))
+    empty, _before, _after = plan(carrier, FakeNetlink(addresses=host_of(carrier), links={"wg0": WG}, sysctls=LOOSE))
     assert empty.actions == [] and empty.link is None
 
 
@@ -511,7 +522,7 @@ def test_plan_absent_deletes_everything_of_the_carrier_and_nothing_else():
 def test_plan_refuses_a_foreign_device(state, link):
     carrier = Carrier(share_params(state=state))
     with pytest.raises(WgspError) as info:
-        plan(carrier, FakeNetlink(links={"wg0": WG, "wg0c": link}, sysctls=LOOSE))
+        plan(carrier, FakeNetlink(addresses=host_of(carrier), links={"wg0": WG, "wg0c": link}, sysctls=LOOSE))
     assert info.value.details.get("field") == "name"
     assert info.value.msg.startswith("name: ") and "wg0c" in info.value.msg
 
@@ -523,7 +534,7 @@ def test_plan_refuses_a_foreign_device(state, link):
 ])
 def test_plan_strict_rp_filter_is_made_loose(sysctls):
     carrier = Carrier(share_params())
-    result, _before, after = plan(carrier, FakeNetlink(links={"wg0": WG}, sysctls=sysctls))
+    result, _before, after = plan(carrier, FakeNetlink(addresses=host_of(carrier), links={"wg0": WG}, sysctls=sysctls))
     assert result.sysctls == {RP % "wg0c": "2"}
     assert result.actions[-1] == "set net.ipv4.conf.wg0c.rp_filter = 2 (loose)"
     assert after[-1] == "sysctl net.ipv4.conf.wg0c.rp_filter = 2"
@@ -539,7 +550,7 @@ def test_plan_strict_device_rp_filter_of_an_existing_carrier_is_made_loose():
 
 def test_plan_loose_rp_filter_needs_nothing():
     carrier = Carrier(share_params())
-    nl = FakeNetlink(links={"wg0": WG}, sysctls={RP % "all": "2", RP % "default": "0"})
+    nl = FakeNetlink(addresses=host_of(carrier), links={"wg0": WG}, sysctls={RP % "all": "2", RP % "default": "0"})
     result, _before, _after = plan(carrier, nl)
     assert result.sysctls == {} and not any("rp_filter" in a for a in result.actions)
 
@@ -565,3 +576,72 @@ def test_nft_lines_when_a_mark_fills_the_mask():
         'iifname "wg0c" ether saddr 02:00:0a:07:00:03 ct mark set ct mark | 0x00000030 %s' % NC,
         'iifname != "wg0c" ct mark & 0x00000030 == 0x00000030 meta mark set meta mark | 0x00000030 %s' % NC]
     assert lines["output"] == ['ct mark & 0x00000030 == 0x00000030 meta mark set meta mark | 0x00000030 %s' % NC]
+
+
+# -- values the kernel would refuse only half-way: judged before anything changes -------------------
+
+
+def test_plan_refuses_a_local_address_the_host_does_not_have():
+    carrier = Carrier(share_params())
+    nl = FakeNetlink(links={"wg0": WG}, sysctls=LOOSE, addresses=[("10.7.0.9", ipaddress.ip_network("10.7.0.9/32"))])
+    with pytest.raises(ValidationError) as info:
+        plan(carrier, nl)
+    assert info.value.field == "local"
+
+
+def test_plan_refuses_a_peer_that_is_the_hosts_own_address_or_a_broadcast_address():
+    carrier = Carrier(share_params())
+    own = host_of(carrier) + [(P1, ipaddress.ip_network(P1 + "/32"))]
+    with pytest.raises(ValidationError) as info:
+        plan(carrier, FakeNetlink(links={"wg0": WG}, sysctls=LOOSE, addresses=own))
+    assert info.value.field == "peers[0]"
+    carrier = Carrier(share_params(peers=["10.7.0.255"]))
+    lan = host_of(carrier) + [("10.7.0.77", ipaddress.ip_network("10.7.0.77/24", strict=False))]
+    with pytest.raises(ValidationError) as info:
+        plan(carrier, FakeNetlink(links={"wg0": WG}, sysctls=LOOSE, addresses=lan))
+    assert info.value.field == "peers[0]" and "broadcast" in info.value.msg
+
+
+class RefusingIPRoute:
+    """An IPRoute whose route requests the kernel refuses; records every request."""
+
+    def __init__(self, nl):
+        self.nl, self.calls = nl, []
+
+    def link(self, command, **kwargs):
+        self.calls.append(("link", command, kwargs))
+        if command == "add":
+            self.nl._links[kwargs["ifname"]] = {"index": 9, "kind": "vxlan", "alias": None, "mac": None, "mtu": 1500,
+                                                "up": False}
+
+    def fdb(self, command, **kwargs):
+        self.calls.append(("fdb", command, kwargs))
+
+    def neigh(self, command, **kwargs):
+        self.calls.append(("neigh", command, kwargs))
+
+    def rule(self, command, **kwargs):
+        self.calls.append(("rule", command, kwargs))
+
+    def route(self, command, **kwargs):
+        self.calls.append(("route", command, kwargs))
+        if command == "replace":
+            error = OSError("Invalid argument")
+            error.code = 22
+            raise error
+
+
+def test_a_refused_apply_takes_this_runs_additions_away_again():
+    carrier = Carrier(share_params())
+    nl = FakeNetlink(links={"wg0": WG}, sysctls=LOOSE, addresses=host_of(carrier))
+    result, _before, _after = plan(carrier, nl)
+    nl.ipr = RefusingIPRoute(nl)
+    nl.write_sysctl = lambda path, value, why="": None
+    with pytest.raises(WgspError) as info:
+        _carrier.apply(carrier, nl, result)
+    assert "taken away again" in info.value.msg
+    calls = nl.ipr.calls
+    added = [c[2] for c in calls if c[0] == "rule" and c[1] == "add"]
+    removed = [c[2] for c in calls if c[0] == "rule" and c[1] == "del"]
+    assert added and removed == list(reversed(added))
+    assert calls[-1] == ("link", "del", {"index": 9})  # the device it made goes last
