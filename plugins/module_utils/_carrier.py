@@ -170,17 +170,20 @@ class Flow:
 class Rule:
     """One policy rule (IPv4): ``key`` is what the kernel tells rules apart by."""
 
-    __slots__ = ("priority", "table", "iifname", "dst", "fwmark", "fwmask", "ip_proto", "dport")
+    __slots__ = ("priority", "table", "iifname", "dst", "fwmark", "fwmask", "ip_proto", "dport", "src")
 
-    def __init__(self, priority, table, iifname=None, dst=None, fwmark=None, fwmask=None, ip_proto=None, dport=None):
+    def __init__(self, priority, table, iifname=None, dst=None, fwmark=None, fwmask=None, ip_proto=None, dport=None,
+                 src=None):
         self.priority, self.table, self.iifname, self.dst = priority, table, iifname, dst
         self.fwmark, self.fwmask, self.ip_proto, self.dport = fwmark, fwmask, ip_proto, dport
+        self.src = src
 
     def key(self):
-        return (self.priority, self.table, self.iifname, self.dst, self.fwmark, self.fwmask, self.ip_proto, self.dport)
+        return (self.priority, self.table, self.iifname, self.dst, self.fwmark, self.fwmask, self.ip_proto, self.dport,
+                self.src)
 
     def render(self):
-        parts = ["%d:" % self.priority, "from all"]
+        parts = ["%d:" % self.priority, "from %s" % (self.src or "all")]
         if self.dst:
             parts.append("to %s" % self.dst)
         if self.fwmark is not None:
@@ -202,6 +205,9 @@ class Rule:
         if self.dst:
             net = ipaddress.ip_network(self.dst)
             args.update(dst=str(net.network_address), dst_len=net.prefixlen)
+        if self.src:
+            net = ipaddress.ip_network(self.src)
+            args.update(src=str(net.network_address), src_len=net.prefixlen)
         if self.fwmark is not None:
             args.update(fwmark=self.fwmark, fwmask=self.fwmask)
         if self.ip_proto is not None:
@@ -357,6 +363,9 @@ class Carrier:
             return []
         rules = [Rule(self.priority, p.table, fwmark=p.mark, fwmask=self.mask) for p in self.peers]
         rules.append(Rule(FALLBACK_PRIORITY, self.table, iifname=self.name))
+        # a reply of the host's own service is routed before its mark is restored: on a host whose main
+        # table has no route to the client (no default route), that first lookup must not fail
+        rules.append(Rule(FALLBACK_PRIORITY, self.table, src=self.local + "/32"))
         return rules
 
     def wanted_routes(self):
@@ -467,12 +476,14 @@ class Netlink:
             if _attr(msg, "FRA_PROTOCOL") != PROTO:
                 continue
             dst = _attr(msg, "FRA_DST")
+            src = _attr(msg, "FRA_SRC")
             out.append(Rule(_attr(msg, "FRA_PRIORITY") or 0, _attr(msg, "FRA_TABLE") or msg["table"],
                             iifname=_attr(msg, "FRA_IIFNAME"),
                             dst=("%s/%d" % (dst, msg["dst_len"])) if dst else None,
                             fwmark=_attr(msg, "FRA_FWMARK"),
                             fwmask=_attr(msg, "FRA_FWMASK") if _attr(msg, "FRA_FWMARK") is not None else None,
-                            ip_proto=_attr(msg, "FRA_IP_PROTO"), dport=_dport(_attr(msg, "FRA_DPORT_RANGE"))))
+                            ip_proto=_attr(msg, "FRA_IP_PROTO"), dport=_dport(_attr(msg, "FRA_DPORT_RANGE")),
+                            src=("%s/%d" % (src, msg["src_len"])) if src else None))
         return out
 
     def routes(self, names):
@@ -536,7 +547,7 @@ def _state_lines(link, fdb, neigh, rules, routes, sysctls):
             link.get("mtu"), "up" if link.get("up") else "down"))
     lines.extend("fdb %s dst %s permanent" % (mac, dst) for mac, dst in sorted(fdb.items()))
     lines.extend("neigh %s lladdr %s permanent" % (addr, mac) for addr, mac in sorted(neigh.items()))
-    lines.extend("rule %s" % r.render() for r in sorted(rules, key=lambda r: r.key()))
+    lines.extend("rule %s" % r.render() for r in sorted(rules, key=lambda r: tuple((v is not None, v) for v in r.key())))
     lines.extend("route %s" % r.render() for r in sorted(routes, key=lambda r: (r.table, r.dst)))
     lines.extend("sysctl %s = %s" % (path.replace("/proc/sys/", "").replace("/", "."), value)
                  for path, value in sorted(sysctls.items()) if value is not None)
@@ -936,6 +947,8 @@ def boot_commands(carrier):
 
 def _rule_words(rule):
     words = []
+    if rule.src:
+        words.append("from %s" % rule.src)
     if rule.dst:
         words.append("to %s" % rule.dst)
     if rule.fwmark is not None:

@@ -201,6 +201,7 @@ def test_share_rules_and_routes():
         "5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88",
         "5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 88",
         "32768: from all iif wg0c lookup 5200 proto 88",
+        "32768: from 10.7.0.2/32 lookup 5200 proto 88",
     ]
     assert [r.render() for r in carrier.wanted_routes()] == [
         "default dev wg0c table 5200 proto 88",
@@ -386,6 +387,7 @@ def test_plan_fresh_share():
         "add rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88",
         "add rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 88",
         "add rule 32768: from all iif wg0c lookup 5200 proto 88",
+        "add rule 32768: from 10.7.0.2/32 lookup 5200 proto 88",
         "add route default dev wg0c table 5200 proto 88",
         "add route default via 10.7.0.3 dev wg0c table 5203 proto 88 onlink",
         "add route 10.7.0.3/32 dev wg0 table 5203 proto 88",
@@ -498,6 +500,7 @@ def test_plan_absent_deletes_everything_of_the_carrier_and_nothing_else():
         "delete rule 5200: from all fwmark 0x300000/0x3ff00000 lookup 5203 proto 88",
         "delete rule 5200: from all fwmark 0x400000/0x3ff00000 lookup 5204 proto 88",
         "delete rule 32768: from all iif wg0c lookup 5200 proto 88",
+        "delete rule 32768: from 10.7.0.2/32 lookup 5200 proto 88",
         "delete route default dev wg0c table 5200 proto 88",
         "delete route default via 10.7.0.3 dev wg0c table 5203 proto 88 onlink",
         "delete route 10.7.0.3/32 dev wg0 table 5203 proto 88",
