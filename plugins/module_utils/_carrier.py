@@ -608,12 +608,12 @@ def plan(carrier, nl, check_mode=False):
         for peer in carrier.peers:
             if peer.address in [a for a, _n in host]:
                 raise ValidationError(peer.field, "%s is an address of this host, not another end" % peer.address)
+            ip = ipaddress.IPv4Address(peer.address)
             for _a, net in host:
-                if net.prefixlen < 31 and ipaddress.IPv4Address(peer.address) in (net.network_address,
-                                                                                   net.broadcast_address):
+                if net.prefixlen < 31 and ip in (net.network_address, net.broadcast_address):
+                    what = "network" if ip == net.network_address else "broadcast"
                     raise ValidationError(peer.field, "%s is the %s address of %s on this host, not a host"
-                                          % (peer.address, "network" if ipaddress.IPv4Address(peer.address)
-                                             == net.network_address else "broadcast", net))
+                                          % (peer.address, what, net))
     mtu = carrier.mtu
     if mtu is None:
         wg = nl.link(carrier.interface) if wg_index is not None else None

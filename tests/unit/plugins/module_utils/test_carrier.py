@@ -365,7 +365,8 @@ def carrier_link(carrier, mtu=1370, **changes):
 def in_sync(carrier, sysctls=None, **extra):
     """The kernel as a run of ``carrier`` leaves it."""
     sysctls = dict(LOOSE, **{RP % carrier.name: "0"}) if sysctls is None else sysctls
-    return FakeNetlink(addresses=host_of(carrier), 
+    return FakeNetlink(
+        addresses=host_of(carrier),
         links={"wg0": WG, carrier.name: carrier_link(carrier)},
         fdbs={9: dict((p.mac, p.address) for p in carrier.peers)},
         neighs={9: dict((p.address, p.mac) for p in carrier.peers)},
