@@ -41,9 +41,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
 import ipaddress
-import os
 import socket
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
@@ -57,6 +57,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import check_address
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.carrier import CarrierMarks
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import _nl_text
 
 # The routing protocol number of the carrier's rules and routes (wg_route's and wg_interface's routes carry 87;
 # the carrier's route through the WireGuard interface must not look like one of theirs).
@@ -403,16 +404,6 @@ def _attr(msg, name):
         return msg.get_attr(name)
     except Exception:  # noqa: BLE001 - a message without that attribute
         return None
-
-
-def _nl_text(exc):
-    code = getattr(exc, "code", None)
-    if isinstance(code, int) and code > 0:
-        try:
-            return "%s (errno %d)" % (os.strerror(code), code)
-        except ValueError:
-            pass
-    return str(exc)
 
 
 def _dport(value):
@@ -789,12 +780,21 @@ def _apply(carrier, nl, plan, ipr, do, undo):
 # -- one call: validate, plan, apply (the module and wg_rule_sets) -------------------------------
 
 
-def _iproute():
+@contextlib.contextmanager
+def _netlink(ipr=None):
+    """A ``Netlink`` over ``ipr``, or over an ``IPRoute`` of its own, closed afterwards."""
+    own = ipr is None
+    if own:
+        try:
+            from pyroute2 import IPRoute
+        except ImportError:
+            raise WgspError("wg_carrier needs pyroute2 on the host (Debian: python3-pyroute2)")
+        ipr = IPRoute()
     try:
-        from pyroute2 import IPRoute
-    except ImportError:
-        raise WgspError("wg_carrier needs pyroute2 on the host (Debian: python3-pyroute2)")
-    return IPRoute()
+        yield Netlink(ipr)
+    finally:
+        if own:
+            ipr.close()
 
 
 def _text(lines):
@@ -813,10 +813,7 @@ def apply_carrier(params, runner, check_mode=False, want_diff=False, ipr=None):
     from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.lock import set_lock
 
     carrier = Carrier(params)
-    own = ipr is None
-    ipr = _iproute() if own else ipr
-    try:
-        nl = Netlink(ipr)
+    with _netlink(ipr) as nl:
         plan_, before, after = plan(carrier, nl, check_mode=check_mode)
         marks = carrier.marks() if carrier.state == "present" else None
         fw_state = "present" if marks else "absent"
@@ -835,9 +832,6 @@ def apply_carrier(params, runner, check_mode=False, want_diff=False, ipr=None):
                         fw = ruleset.run([marks] if marks else [], state=fw_state)
             persisted = persist_rule_set("wg_carrier", ruleset, params.get("persist_path"), fw_state,
                                          check_mode=check_mode, scripts=scripts)
-    finally:
-        if own:
-            ipr.close()
     post_up, pre_down = boot_commands(carrier)
     present = carrier.state == "present"
     result = dict(
@@ -874,15 +868,9 @@ def status(params, runner, ipr=None):
     from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.backend import RuleSet
 
     carrier = Carrier(params)
-    own = ipr is None
-    ipr = _iproute() if own else ipr
-    try:
-        nl = Netlink(ipr)
+    with _netlink(ipr) as nl:
         plan_, before, after = plan(carrier, nl, check_mode=True)
         present = nl.link(carrier.name) is not None
-    finally:
-        if own:
-            ipr.close()
     marks = carrier.marks() if carrier.state == "present" else None
     ruleset = RuleSet(runner, carrier.rule_set, carrier.backend, kind="carrier")
     fw = ruleset.run([marks] if marks else [], state="present" if marks else "absent", check_mode=True)
