@@ -11,9 +11,10 @@ writes, one per proxy, chosen by a packet mark). The set:
 - marks each connection that arrives on the carrier with its proxy's mark (the proxy is known by the
   frame's source MAC: each carrier's MAC is derived from its tunnel address, and the carrier only
   knows its peers' MACs); its packets keep no mark, so they are routed as usual;
-- restores the connection's mark on every packet of it that does not come from the carrier (the
-  replies: from a container, from the host itself), so the policy rule of that proxy routes them
-  back into the carrier;
+- restores the connection's mark on every packet of its reply direction that does not come from the
+  carrier (the replies, from a container or from the host itself, and the errors about the client's
+  packets), so the policy rule of that proxy routes them back into the carrier - not an error the
+  share sends the service about a reply (fragmentation needed before the carrier's smaller MTU);
 - drops what arrives on the carrier and was not DNAT'ed (to the host or forwarded), except the
   listed ports of the host's own services: only the shared services are reachable that way, as
   through the hub's isolation.
@@ -83,8 +84,11 @@ def render_iptables_lines(set_name, marks):
     # the connection gets its proxy's mark; the packet keeps none, so it is routed as usual
     pre = ["-A %s -i %s -m mac --mac-source %s %s -j CONNMARK --set-xmark 0x%x/0x%x"
            % (cpr, dev, mac, comment, mark, marks.mask) for mac, mark in marks.peers]
-    pre.append("-A %s ! -i %s %s -j CONNMARK --restore-mark %s" % (cpr, dev, comment, masks))
-    out = ["-A %s %s -j CONNMARK --restore-mark %s" % (cou, comment, masks)]
+    # only the reply direction: an ICMP error the share sends the service about a reply (fragmentation
+    # needed, on the carrier's smaller MTU) belongs to the connection too, and must reach the service
+    reply = "-m conntrack --ctdir REPLY"
+    pre.append("-A %s ! -i %s %s %s -j CONNMARK --restore-mark %s" % (cpr, dev, reply, comment, masks))
+    out = ["-A %s %s %s -j CONNMARK --restore-mark %s" % (cou, reply, comment, masks)]
     drop = "-m conntrack ! --ctstate DNAT %s -j DROP" % comment
     allow = ["-A %s -p %s -m %s --dport %s %s -j ACCEPT" % (cin, proto, proto, format_ports(port, ":"), comment)
              for proto, port in marks.allow]
@@ -138,7 +142,8 @@ def render_nft_lines(set_name, marks):
     for mac, mark in marks.peers:
         pre.append("iifname %s ether saddr %s ct mark set ct mark %s %s" % (dev, mac, _set_bits(marks, mark), comment))
     for _mac, mark in marks.peers:
-        restore = "%s meta mark set meta mark %s %s" % (_has_mark(marks, mark), _set_bits(marks, mark), comment)
+        restore = "ct direction reply %s meta mark set meta mark %s %s" % (_has_mark(marks, mark), _set_bits(marks, mark),
+                                                                          comment)
         pre.append("iifname != %s %s" % (dev, restore))
         out.append(restore)
     allow = ["iifname %s %s dport %s counter accept %s" % (dev, proto, format_ports(port), comment)

@@ -255,9 +255,9 @@ def test_iptables_lines_of_a_two_peer_share():
             % (MAC_P1, C),
             "-A WGSP-CARRIER-CPR -i wg0c -m mac --mac-source %s %s -j CONNMARK --set-xmark 0x400000/0x3ff00000"
             % (MAC_P2, C),
-            "-A WGSP-CARRIER-CPR ! -i wg0c %s %s" % (C, restore),
+            "-A WGSP-CARRIER-CPR ! -i wg0c -m conntrack --ctdir REPLY %s %s" % (C, restore),
         ],
-        "COU": ["-A WGSP-CARRIER-COU %s %s" % (C, restore)],
+        "COU": ["-A WGSP-CARRIER-COU -m conntrack --ctdir REPLY %s %s" % (C, restore)],
         "CIN": [
             "-A WGSP-CARRIER-CIN -p tcp -m tcp --dport 8080 %s -j ACCEPT" % C,
             "-A WGSP-CARRIER-CIN -p udp -m udp --dport 6000:6010 %s -j ACCEPT" % C,
@@ -268,8 +268,8 @@ def test_iptables_lines_of_a_two_peer_share():
 
 
 def test_nft_lines_of_a_two_peer_share():
-    restore3 = ("ct mark & 0x3ff00000 == 0x00300000 meta mark set meta mark & 0xc03fffff | 0x00300000 %s" % NC)
-    restore4 = ("ct mark & 0x3ff00000 == 0x00400000 meta mark set meta mark & 0xc04fffff | 0x00400000 %s" % NC)
+    restore3 = ("ct direction reply ct mark & 0x3ff00000 == 0x00300000 meta mark set meta mark & 0xc03fffff | 0x00300000 %s" % NC)
+    restore4 = ("ct direction reply ct mark & 0x3ff00000 == 0x00400000 meta mark set meta mark & 0xc04fffff | 0x00400000 %s" % NC)
     drop = 'iifname "wg0c" ct status & dnat != dnat counter drop %s' % NC
     assert render_nft_lines("carrier", _marks()) == {
         "prerouting": [
@@ -578,8 +578,10 @@ def test_nft_lines_when_a_mark_fills_the_mask():
     lines = render_nft_lines("carrier", marks)
     assert lines["prerouting"] == [
         'iifname "wg0c" ether saddr 02:00:0a:07:00:03 ct mark set ct mark | 0x00000030 %s' % NC,
-        'iifname != "wg0c" ct mark & 0x00000030 == 0x00000030 meta mark set meta mark | 0x00000030 %s' % NC]
-    assert lines["output"] == ['ct mark & 0x00000030 == 0x00000030 meta mark set meta mark | 0x00000030 %s' % NC]
+        'iifname != "wg0c" ct direction reply ct mark & 0x00000030 == 0x00000030 meta mark set meta mark | 0x00000030 %s'
+        % NC]
+    assert lines["output"] == [
+        'ct direction reply ct mark & 0x00000030 == 0x00000030 meta mark set meta mark | 0x00000030 %s' % NC]
 
 
 # -- values the kernel would refuse only half-way: judged before anything changes -------------------
