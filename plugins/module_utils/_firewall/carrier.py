@@ -142,8 +142,8 @@ def render_nft_lines(set_name, marks):
     for mac, mark in marks.peers:
         pre.append("iifname %s ether saddr %s ct mark set ct mark %s %s" % (dev, mac, _set_bits(marks, mark), comment))
     for _mac, mark in marks.peers:
-        restore = "ct direction reply %s meta mark set meta mark %s %s" % (_has_mark(marks, mark), _set_bits(marks, mark),
-                                                                          comment)
+        restore = "ct direction reply %s meta mark set meta mark %s %s" % (
+            _has_mark(marks, mark), _set_bits(marks, mark), comment)
         pre.append("iifname != %s %s" % (dev, restore))
         out.append(restore)
     allow = ["iifname %s %s dport %s counter accept %s" % (dev, proto, format_ports(port), comment)
