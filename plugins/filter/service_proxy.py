@@ -55,6 +55,7 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MAX_INTERVAL as METRICS_MAX_INTERVAL
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.metrics import MIN_INTERVAL as METRICS_MIN_INTERVAL
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import check_key, check_peer_name
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.params import module_params
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._relay.manage import command_lines as relay_command_lines
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._carrier import (
     ARGUMENT_SPEC as CARRIER_SPEC,
@@ -340,17 +341,21 @@ def _share_at(address, hostvars):
     return None
 
 
+def _preserved(entries, parse, var):
+    """``(entry, service)`` of each entry of a service variable that asks to keep the client's address
+    (a dict with ``preserve_source: true``), ``service`` as ``parse`` reads it."""
+    entries = _entries(var, entries)
+    return [(entry, svc) for entry, svc in zip(entries, parse(entries, var=var)) if _preserves(entry)]
+
+
 def _preserving_services(host, hostvars):
     """``{(proto, tunnel port)}`` of the services share ``host`` lets keep the client's address
     (``preserve_source: true`` in its share_client_services or share_client_host_services dicts)."""
     vars_ = hostvars[host]
     out = set()
     for var, parse in (("share_client_services", share_services), ("share_client_host_services", host_services)):
-        entries = _entries("%s.%s" % (host, var), vars_.get(var, []))
-        parsed = parse(entries, var="%s.%s" % (host, var))
-        for entry, svc in zip(entries, parsed):
-            if _preserves(entry):
-                out.add((svc["proto"], str(svc["port"])))
+        for _entry, svc in _preserved(vars_.get(var, []), parse, "%s.%s" % (host, var)):
+            out.add((svc["proto"], str(svc["port"])))
     return out
 
 
@@ -374,11 +379,9 @@ def preserved_ports(entries, hostvars, var="proxy_client_public_ports"):
             _fail(var, entry, "keeps the client's address (preserve_source), which needs a share of the inventory "
                               "as its target (host:service, or a share's IPv4 tunnel address); %s is none"
                               % port["to_address"])
-        wanted = set()
-        for proto in (("tcp", "udp") if port["proto"] == "both" else (port["proto"],)):
-            wanted.add(proto)
+        wanted = ("tcp", "udp") if port["proto"] == "both" else (port["proto"],)
         offered = _preserving_services(share, hostvars)
-        missing = [p for p in sorted(wanted) if (p, str(port["to_port"])) not in offered
+        missing = [p for p in wanted if (p, str(port["to_port"])) not in offered
                    and ("both", str(port["to_port"])) not in offered]
         if missing:
             _fail(var, entry, "keeps the client's address (preserve_source), but %s does not let %s port %s keep it: "
@@ -420,26 +423,20 @@ def share_carrier(containers, host, peers, carrier, own_address=None, rules=None
     - ``local_ports``: with ``peers``, the ports of the host services reached as they are."""
     keep = set()
     carried, local = [], []
-    var = "share_client_services"
-    entries = _entries(var, containers)
-    for entry, svc in zip(entries, share_services(entries, var=var)):
-        if _preserves(entry):
-            keep.add((svc["container"], svc["proto"], str(svc["port"])))
-            carried.append({"proto": svc["proto"], "port": svc["port"], "to_port": svc["to_port"],
-                            "to_container": svc["container"], "in_interface": carrier, "masquerade": False})
-    var = "share_client_host_services"
-    entries = _entries(var, host)
+    for _entry, svc in _preserved(containers, share_services, "share_client_services"):
+        keep.add((svc["container"], svc["proto"], str(svc["port"])))
+        carried.append({"proto": svc["proto"], "port": svc["port"], "to_port": svc["to_port"],
+                        "to_container": svc["container"], "in_interface": carrier, "masquerade": False})
     own = None
-    for entry, svc in zip(entries, host_services(entries, var=var)):
-        if not _preserves(entry):
-            continue
+    for entry, svc in _preserved(host, host_services, "share_client_host_services"):
         if svc["port"] == svc["to_port"]:
             local.append({"proto": svc["proto"], "port": svc["port"]})
             continue
         if own is None:
             own = [str(i.ip) for i in _tunnel("share_client_address", own_address) if i.version == 4]
             if not own:
-                _fail(var, entry, "keeps the client's address (preserve_source), which needs an IPv4 share_client_address")
+                _fail("share_client_host_services", entry,
+                      "keeps the client's address (preserve_source), which needs an IPv4 share_client_address")
         carried.append({"proto": svc["proto"], "port": svc["port"], "to_address": own[0], "to_port": svc["to_port"],
                         "in_interface": carrier, "masquerade": False})
     base = [dict(rule, masquerade=False) if (rule.get("to_container"), rule["proto"], str(rule["port"])) in keep
@@ -452,16 +449,14 @@ def share_carrier(containers, host, peers, carrier, own_address=None, rules=None
 def carrier_commands(params, var="carrier"):
     """The wg-quick ``PostUp`` and ``PreDown`` lines of a carrier (``wg_carrier``'s own boot_commands),
     from its parameters: ``{post_up: [...], pre_down: [...]}``; a bad value names ``var``."""
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-
-    result = ArgumentSpecValidator(CARRIER_SPEC).validate(dict(params))
-    if result.error_messages:
-        raise AnsibleFilterError("%s: %s" % (var, result.error_messages[0]))
     try:
-        post_up, pre_down = carrier_boot_commands(Carrier(result.validated_parameters))
+        # read as the module reads it (its argument spec, through the one params reader of the set kinds)
+        params = module_params("wg_carrier", params)
+        post_up, pre_down = carrier_boot_commands(Carrier(params))
     except ValidationError as exc:
-        raise AnsibleFilterError("%s: %s" % (var, exc.msg))
-    return {"post_up": post_up, "pre_down": pre_down, "port": result.validated_parameters["port"]}
+        problem = exc.msg[len(exc.field) + 2:] if exc.field == "wg_carrier" else exc.msg
+        raise AnsibleFilterError("%s: %s" % (var, problem))
+    return {"post_up": post_up, "pre_down": pre_down, "port": params["port"]}
 
 
 def client_peers(clients, hostvars, keys, preshared=None):

@@ -47,12 +47,13 @@ import ipaddress
 import socket
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import (
-    shell_quote,
     check_ifname,
     check_int,
     check_no_control,
     check_port,
     check_port_range,
+    ports_value,
+    shell_quote,
 )
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.net import check_address
@@ -123,6 +124,13 @@ def _ipv4(field, value):
     return str(ip)
 
 
+def _protos(field, value):
+    protos = PROTOS.get(str(value or "tcp").lower())
+    if protos is None:
+        raise ValidationError(field, "must be tcp, udp or both (got %r)" % (value,))
+    return protos
+
+
 def check_mask(field, value):
     """A packet-mark mask: one run of contiguous bits, at least 2 of them (0x... or decimal)."""
     text = check_no_control(field, value)
@@ -163,9 +171,8 @@ class Flow:
         self.port, self.to_address = port, to_address
 
     def to_dict(self):
-        low, high = self.port
         return {"in_interface": self.in_interface, "proto": "both" if len(self.protos) == 2 else self.protos[0],
-                "port": low if low == high else "%d-%d" % (low, high), "to_address": self.to_address}
+                "port": ports_value(self.port), "to_address": self.to_address}
 
 
 class Rule:
@@ -183,21 +190,25 @@ class Rule:
         return (self.priority, self.table, self.iifname, self.dst, self.fwmark, self.fwmask, self.ip_proto, self.dport,
                 self.src)
 
-    def render(self):
-        parts = ["%d:" % self.priority, "from %s" % (self.src or "all")]
+    def selectors(self, quote=str):
+        """The rule's selectors in ``ip rule``'s words (``quote``: how a name is written)."""
+        words = []
         if self.dst:
-            parts.append("to %s" % self.dst)
+            words.append("to %s" % self.dst)
         if self.fwmark is not None:
-            parts.append("fwmark 0x%x/0x%x" % (self.fwmark, self.fwmask))
+            words.append("fwmark 0x%x/0x%x" % (self.fwmark, self.fwmask))
         if self.iifname:
-            parts.append("iif %s" % self.iifname)
+            words.append("iif %s" % quote(self.iifname))
         if self.ip_proto is not None:
-            parts.append("ipproto %s" % PROTO_NAMES.get(self.ip_proto, self.ip_proto))
+            words.append("ipproto %s" % PROTO_NAMES.get(self.ip_proto, self.ip_proto))
         if self.dport is not None:
-            low, high = self.dport
-            parts.append("dport %s" % (low if low == high else "%d-%d" % (low, high)))
-        parts.append("lookup %s proto %d" % ("main" if self.table == MAIN else self.table, PROTO))
-        return " ".join(parts)
+            words.append("dport %s" % ports_value(self.dport))
+        return words
+
+    def render(self):
+        """The rule as ``ip rule`` lists it."""
+        return " ".join(["%d:" % self.priority, "from %s" % (self.src or "all")] + self.selectors()
+                        + ["lookup %d proto %d" % (self.table, PROTO)])
 
     def args(self):
         args = dict(family=socket.AF_INET, table=self.table, priority=self.priority, protocol=PROTO)
@@ -235,11 +246,18 @@ class Route:
     def same(self, other):
         return self.key() == other.key() and self.gateway == other.gateway and self.ifname == other.ifname
 
-    def render(self):
+    def render(self, dev=None):
+        """The route as ``ip route`` takes it (``dev``: the device as written, by default its name)."""
         dst = "default" if self.dst == "0.0.0.0/0" else self.dst
         via = " via %s" % self.gateway if self.gateway else ""
         onlink = " onlink" if self.gateway else ""
-        return "%s%s dev %s table %d proto %d%s" % (dst, via, self.ifname, self.table, PROTO, onlink)
+        return "%s%s dev %s table %d proto %d%s" % (dst, via, dev or self.ifname, self.table, PROTO, onlink)
+
+    def args(self, **extra):
+        """pyroute2's ``route`` arguments of this route's identity (table, destination, protocol)."""
+        net = ipaddress.ip_network(self.dst)
+        return dict(family=socket.AF_INET, table=self.table, dst=str(net.network_address), dst_len=net.prefixlen,
+                    proto=PROTO, **extra)
 
 
 class Carrier:
@@ -318,9 +336,7 @@ class Carrier:
             if in_if in (self.name, self.interface):
                 raise ValidationError(field + ".in_interface", "must be the interface published connections arrive on, "
                                                                "not %s" % in_if)
-            protos = PROTOS.get(str(raw.get("proto") or "tcp").lower())
-            if protos is None:
-                raise ValidationError(field + ".proto", "must be tcp, udp or both (got %r)" % (raw.get("proto"),))
+            protos = _protos(field + ".proto", raw.get("proto"))
             port = check_port_range(field + ".port", raw.get("port"))
             to_address = _ipv4(field + ".to_address", raw.get("to_address"))
             if to_address not in addresses:
@@ -335,14 +351,11 @@ class Carrier:
             self.flows.append(Flow(field, in_if, protos, port, to_address))
 
     def _local_ports(self, values):
-        self.local_ports = []
         if values and self.side != "share":
             raise ValidationError("local_ports", "is for side=share (the ports of the share host's own services)")
         for i, raw in enumerate(values):
             field = "local_ports[%d]" % i
-            protos = PROTOS.get(str(raw.get("proto") or "tcp").lower())
-            if protos is None:
-                raise ValidationError(field + ".proto", "must be tcp, udp or both (got %r)" % (raw.get("proto"),))
+            protos = _protos(field + ".proto", raw.get("proto"))
             port = check_port_range(field + ".port", raw.get("port"))
             for proto in protos:
                 if (proto, port) not in self.local_ports:
@@ -389,11 +402,9 @@ class Carrier:
             return None
         return CarrierMarks(self.name, self.mask, [(p.mac, p.mark) for p in self.peers], self.local_ports)
 
-    def owns_rule(self, rule):
-        return self.tables[0] <= rule.table <= self.tables[1]
-
-    def in_tables(self, route):
-        return self.tables[0] <= route.table <= self.tables[1]
+    def in_tables(self, item):
+        """A rule that looks up, or a route that is in, one of the carrier's tables."""
+        return self.tables[0] <= item.table <= self.tables[1]
 
     def owns_route(self, route):
         return self.in_tables(route) and route.proto == PROTO
@@ -420,9 +431,8 @@ def _dport(value):
 class Netlink:
     """Reads and changes the carrier's kernel state. ``ipr``: a pyroute2 ``IPRoute`` (or a fake)."""
 
-    def __init__(self, ipr, proc="/proc/sys"):
+    def __init__(self, ipr):
         self.ipr = ipr
-        self.proc = proc
 
     def index(self, name):
         found = list(self.ipr.link_lookup(ifname=name))
@@ -513,8 +523,7 @@ class Netlink:
             with open(path, "w") as handle:
                 handle.write(value + "\n")
         except (IOError, OSError) as exc:
-            raise WgspError("cannot set %s to %s (%s): %s" % (
-                path.replace("/proc/sys/", "").replace("/", "."), value, exc.strerror or exc, why))
+            raise WgspError("cannot set %s to %s (%s): %s" % (_sysctl_name(path), value, exc.strerror or exc, why))
 
 
 class Plan:
@@ -528,6 +537,12 @@ class Plan:
         self.routes_add, self.routes_del = [], []
         self.sysctls = {}
         self.mtu = None
+        self.wg_index = None  # the WireGuard interface's index, as plan() found it
+
+
+def _sysctl_name(path):
+    """``net.ipv4.conf.x.rp_filter`` of ``/proc/sys/net/ipv4/conf/x/rp_filter``."""
+    return path.replace("/proc/sys/", "").replace("/", ".")
 
 
 def _state_lines(link, fdb, neigh, rules, routes, sysctls):
@@ -540,7 +555,7 @@ def _state_lines(link, fdb, neigh, rules, routes, sysctls):
     lines.extend("neigh %s lladdr %s permanent" % (addr, mac) for addr, mac in sorted(neigh.items()))
     lines.extend("rule %s" % r.render() for r in sorted(rules, key=lambda r: tuple((v is not None, v) for v in r.key())))
     lines.extend("route %s" % r.render() for r in sorted(routes, key=lambda r: (r.table, r.dst)))
-    lines.extend("sysctl %s = %s" % (path.replace("/proc/sys/", "").replace("/", "."), value)
+    lines.extend("sysctl %s = %s" % (_sysctl_name(path), value)
                  for path, value in sorted(sysctls.items()) if value is not None)
     return lines
 
@@ -566,10 +581,11 @@ def plan(carrier, nl, check_mode=False):
         link["name"] = carrier.name
         names[link["index"]] = carrier.name
         fdb, neigh = nl.fdb(link["index"]), nl.neighbours(link["index"])
-    wg_index = nl.index(carrier.interface)
+    wg = nl.link(carrier.interface)
+    wg_index = plan.wg_index = wg["index"] if wg else None
     if wg_index is not None:
         names[wg_index] = carrier.interface
-    rules = [r for r in nl.rules() if carrier.owns_rule(r)]
+    rules = [r for r in nl.rules() if carrier.in_tables(r)]
     in_tables = [r for r in nl.routes(names) if carrier.in_tables(r)]
     routes = [r for r in in_tables if carrier.owns_route(r)]
     foreign = [r for r in in_tables if not carrier.owns_route(r)]
@@ -593,11 +609,12 @@ def plan(carrier, nl, check_mode=False):
     if wg_index is not None:
         # before anything changes: the kernel would refuse these only half-way through
         host = nl.addresses()
-        if carrier.local not in [a for a, _n in host]:
+        own = set(a for a, _n in host)
+        if carrier.local not in own:
             raise ValidationError("local", "%s is not an address of this host (the tunnel's own address, the "
                                            "carrier's outer source)" % carrier.local)
         for peer in carrier.peers:
-            if peer.address in [a for a, _n in host]:
+            if peer.address in own:
                 raise ValidationError(peer.field, "%s is an address of this host, not another end" % peer.address)
             ip = ipaddress.IPv4Address(peer.address)
             for _a, net in host:
@@ -607,7 +624,6 @@ def plan(carrier, nl, check_mode=False):
                                           % (peer.address, what, net))
     mtu = carrier.mtu
     if mtu is None:
-        wg = nl.link(carrier.interface) if wg_index is not None else None
         mtu = (wg["mtu"] - OVERHEAD) if wg and wg.get("mtu") else 1420 - OVERHEAD
     plan.mtu = mtu
     want_link = {"name": carrier.name, "vni": carrier.vni, "local": carrier.local, "port": carrier.port,
@@ -669,7 +685,7 @@ def plan(carrier, nl, check_mode=False):
     rp_dev = nl.read_sysctl(RP_FILTER % "default") if fresh else rp_now
     if _effective_rp(nl.read_sysctl(RP_FILTER % "all"), rp_dev) == 1:
         plan.sysctls[rp_path] = "2"
-        plan.actions.append("set net.ipv4.conf.%s.rp_filter = 2 (loose)" % carrier.name)
+        plan.actions.append("set %s = 2 (loose)" % _sysctl_name(rp_path))
     after = _state_lines(want_link, want_fdb, want_neigh, want_rules, want_routes,
                          {rp_path: plan.sysctls.get(rp_path, rp_dev)})
     return plan, before, after
@@ -715,10 +731,8 @@ def apply(carrier, nl, plan):
 
 def _apply(carrier, nl, plan, ipr, do, undo):
     for route in plan.routes_del:
-        net = ipaddress.ip_network(route.dst)
-        do("delete route %s" % route.render(), ipr.route, "del", family=socket.AF_INET, table=route.table,
-           dst=str(net.network_address), dst_len=net.prefixlen, proto=PROTO,
-           scope=route.scope if route.scope is not None else (0 if route.gateway else 253))
+        do("delete route %s" % route.render(), ipr.route, "del",
+           **route.args(scope=route.scope if route.scope is not None else (0 if route.gateway else 253)))
     for rule in plan.rules_del:
         do("delete rule %s" % rule.render(), ipr.rule, "del", **rule.args())
     index = nl.index(carrier.name)
@@ -762,19 +776,13 @@ def _apply(carrier, nl, plan, ipr, do, undo):
     for rule in plan.rules_add:
         do("add rule %s" % rule.render(), ipr.rule, "add", **rule.args())
         undo.append(("delete rule %s" % rule.render(), ipr.rule, ("del",), rule.args()))
-    wg_index = nl.index(carrier.interface)
     for route in plan.routes_add:
-        net = ipaddress.ip_network(route.dst)
-        args = dict(family=socket.AF_INET, table=route.table, dst=str(net.network_address), dst_len=net.prefixlen,
-                    proto=PROTO, oif=index if route.ifname == carrier.name else wg_index)
+        scope = 0 if route.gateway else 253
+        path = dict(oif=index if route.ifname == carrier.name else plan.wg_index)
         if route.gateway:
-            args.update(gateway=route.gateway, flags=RTNH_F_ONLINK, scope=0)
-        else:
-            args["scope"] = 253
-        do("add route %s" % route.render(), ipr.route, "replace", **args)
-        undo.append(("delete route %s" % route.render(), ipr.route, ("del",), dict(
-            family=socket.AF_INET, table=route.table, dst=str(net.network_address), dst_len=net.prefixlen, proto=PROTO,
-            scope=args["scope"])))
+            path.update(gateway=route.gateway, flags=RTNH_F_ONLINK)
+        do("add route %s" % route.render(), ipr.route, "replace", **route.args(scope=scope, **path))
+        undo.append(("delete route %s" % route.render(), ipr.route, ("del",), route.args(scope=scope)))
 
 
 # -- one call: validate, plan, apply (the module and wg_rule_sets) -------------------------------
@@ -912,41 +920,19 @@ def boot_commands(carrier):
     up = ["ip link add %s type vxlan id %d local %s dstport %d nolearning && ip link set %s address %s mtu %s "
           "alias %s up || true" % (name, carrier.vni, carrier.local, carrier.port, name, carrier.mac, mtu,
                                    shell_quote(ALIAS))]
-    rp = "/proc/sys/net/ipv4/conf/%s/rp_filter" % carrier.name
-    up.append("grep -qx 1 /proc/sys/net/ipv4/conf/all/rp_filter %s && sysctl -qw %s=2 || true" % (
-        shell_quote(rp), shell_quote("net.ipv4.conf.%s.rp_filter" % carrier.name)))
+    rp = RP_FILTER % carrier.name
+    up.append("grep -qx 1 %s %s && sysctl -qw %s=2 || true" % (
+        RP_FILTER % "all", shell_quote(rp), shell_quote(_sysctl_name(rp))))
     for p in carrier.peers:
         up.append("bridge fdb append %s dev %s dst %s self permanent || true" % (p.mac, name, p.address))
         up.append("ip neigh replace %s lladdr %s dev %s nud permanent || true" % (p.address, p.mac, name))
     down = []
     for rule in carrier.wanted_rules():
-        words = _rule_words(rule)
+        words = " ".join((["from %s" % rule.src] if rule.src else []) + rule.selectors(shell_quote)
+                         + ["lookup %d priority %d proto %d" % (rule.table, rule.priority, PROTO)])
         up.append("ip rule add %s || true" % words)
         down.append("ip rule del %s || true" % words)
     for route in carrier.wanted_routes():
-        dst = "default" if route.dst == "0.0.0.0/0" else route.dst
-        dev = "%i" if route.ifname == carrier.interface else name
-        via = " via %s" % route.gateway if route.gateway else ""
-        onlink = " onlink" if route.gateway else ""
-        up.append("ip route replace %s%s dev %s table %d proto %d%s || true" % (dst, via, dev, route.table, PROTO, onlink))
+        up.append("ip route replace %s || true" % route.render(dev="%i" if route.ifname == carrier.interface else name))
     down.append("ip link del %s || true" % name)
     return up, down
-
-
-def _rule_words(rule):
-    words = []
-    if rule.src:
-        words.append("from %s" % rule.src)
-    if rule.dst:
-        words.append("to %s" % rule.dst)
-    if rule.fwmark is not None:
-        words.append("fwmark 0x%x/0x%x" % (rule.fwmark, rule.fwmask))
-    if rule.iifname:
-        words.append("iif %s" % shell_quote(rule.iifname))
-    if rule.ip_proto is not None:
-        words.append("ipproto %s" % PROTO_NAMES[rule.ip_proto])
-    if rule.dport is not None:
-        low, high = rule.dport
-        words.append("dport %s" % (low if low == high else "%d-%d" % (low, high)))
-    words.append("lookup %d priority %d proto %d" % (rule.table, rule.priority, PROTO))
-    return " ".join(words)

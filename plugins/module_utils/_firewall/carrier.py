@@ -176,13 +176,7 @@ class CarrierNftablesBackend(NftablesBackend):
         return tag(set_name)
 
     def render(self, set_name, rules, installed=None):
-        desired = Desired(self.name, set_name)
         if not rules:
-            return desired
+            return Desired(self.name, set_name)
         (marks,) = rules
-        scope = "inet %s" % self.table(set_name)
-        lines = render_nft_lines(set_name, marks)
-        for chain, header in NFT_CHAINS:
-            desired.chains[(scope, chain)] = header
-            desired.entries.extend((scope, chain, line) for line in lines[chain])
-        return desired
+        return self.desired_table(set_name, NFT_CHAINS, render_nft_lines(set_name, marks))

@@ -259,13 +259,18 @@ class NftablesBackend:
                     state.mappings.add(mapping)
 
     def render(self, set_name, rules, installed=None):
-        desired = Desired(self.name, set_name)
         if not rules:
-            return desired
-        scope = "inet %s" % self.table(set_name)
+            return Desired(self.name, set_name)
         lines, mappings = rendered_lines(set_name, rules, render_rule_lines, ("prerouting", "postrouting", "forward"))
+        desired = self.desired_table(set_name, CHAINS, lines)
         desired.mappings.update(mappings)
-        for chain, header in CHAINS:
+        return desired
+
+    def desired_table(self, set_name, chains, lines):
+        """The set's table: each ``(chain, header)`` of ``chains`` with its ``lines[chain]``."""
+        desired = Desired(self.name, set_name)
+        scope = "inet %s" % self.table(set_name)
+        for chain, header in chains:
             desired.chains[(scope, chain)] = header
             desired.entries.extend((scope, chain, line) for line in lines[chain])
         return desired

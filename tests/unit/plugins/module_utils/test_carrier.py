@@ -219,8 +219,8 @@ def test_share_rules_and_routes():
 def test_ownership_is_the_table_range():
     share, proxy = Carrier(share_params()), Carrier(proxy_params())
     rule = _carrier.Rule(5200, 6223, iifname="x")
-    assert share.owns_rule(rule) and not proxy.owns_rule(rule)
-    assert not share.owns_rule(_carrier.Rule(5200, 6224)) and not share.owns_rule(_carrier.Rule(5200, 5199))
+    assert share.in_tables(rule) and not proxy.in_tables(rule)
+    assert not share.in_tables(_carrier.Rule(5200, 6224)) and not share.in_tables(_carrier.Rule(5200, 5199))
     assert proxy.owns_route(_carrier.Route(5200, "0.0.0.0/0", "wg0c"))
     assert not proxy.owns_route(_carrier.Route(5201, "0.0.0.0/0", "wg0c"))
 
