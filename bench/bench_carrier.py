@@ -19,12 +19,9 @@ usage: .venv/bin/python bench/bench_carrier.py [--runs 3] [--quick]
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import socket
-import statistics
 import sys
 import threading
 
@@ -34,7 +31,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 from bench_relay import tcp_bulk, tcp_connections, udp_round_trips, wait_port  # noqa: E402
-from benchreport import write_markdown  # noqa: E402
+from benchreport import data_plane_results, write_markdown  # noqa: E402
 
 TUNNEL = {"hub": "10.7.0.1", "share": "10.7.0.2", "proxy": "10.7.0.3"}
 UNDERLAY = {"hub": "192.0.2.1", "share": "192.0.2.2", "proxy": "192.0.2.3"}
@@ -163,16 +160,10 @@ def main():
                 samples[name].append(json.loads(out.strip().splitlines()[-1]))
     finally:
         lab.close()
-    medians = dict((name, dict((key, statistics.median(s[key] for s in runs)) for key in runs[0]))
-                   for name, runs in samples.items())
-    masq, kept = medians[PATHS[0][0]], medians[PATHS[1][0]]
-    results = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "runs": args.runs,
-               "seconds": seconds, "bulk_bytes": bulk, "machine": "%d CPUs, kernel %s, Python %s" % (
-                   os.cpu_count(), platform.release(), platform.python_version()), "medians": medians}
     out_dir = os.path.join(HERE, "results")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "carrier.json"), "w") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True)
+    results = data_plane_results(out_dir, "carrier.json", samples, runs=args.runs, seconds=seconds, bulk_bytes=bulk)
+    medians = results["medians"]
+    masq, kept = medians[PATHS[0][0]], medians[PATHS[1][0]]
     lines = ["# wg_carrier data-plane benchmark (the public client's address at the service)", "",
              "Command: `.venv/bin/python bench/bench_carrier.py%s` (medians of %d interleaved runs; namespace hosts "
              "with wireguard-go tunnels)." % (" --quick" if args.quick else "", args.runs), "",

@@ -17,13 +17,10 @@ usage: .venv/bin/python bench/bench_relay.py [--runs 3] [--quick]
 """
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +32,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "collections"))
 sys.path.insert(0, HERE)
 
-from benchreport import write_markdown  # noqa: E402
+from benchreport import data_plane_results, write_markdown  # noqa: E402
 
 DAEMON = os.path.join(REPO, "plugins", "module_utils", "_relay", "daemon.py")
 MESSAGE = b"x" * 64
@@ -230,16 +227,10 @@ def main():
         stop_socat()
         echo.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    medians = dict((name, dict((key, statistics.median(s[key] for s in runs)) for key in runs[0]))
-                   for name, runs in samples.items())
-    relay, socat_, direct = (medians[paths[1][0]], medians[paths[2][0]], medians[paths[0][0]])
-    results = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "runs": args.runs,
-               "seconds": seconds, "bulk_bytes": bulk, "machine": "%d CPUs, kernel %s, Python %s" % (
-                   os.cpu_count(), platform.release(), platform.python_version()), "medians": medians}
     out_dir = os.path.join(HERE, "results")
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "relay.json"), "w") as handle:
-        json.dump(results, handle, indent=2, sort_keys=True)
+    results = data_plane_results(out_dir, "relay.json", samples, runs=args.runs, seconds=seconds, bulk_bytes=bulk)
+    medians = results["medians"]
+    relay, socat_, direct = (medians[paths[1][0]], medians[paths[2][0]], medians[paths[0][0]])
     lines = ["# wg_relay data-plane benchmark (IPv6 published to an IPv4 target)", "",
              "Command: `.venv/bin/python bench/bench_relay.py%s` (medians of %d interleaved runs; loopback only)."
              % (" --quick" if args.quick else "", args.runs), "",
