@@ -208,6 +208,32 @@ options:
     type: list
     elements: str
     default: []
+  rule_sets:
+    description:
+      - Rule sets of this host, brought to their state in the same call after the interface and its
+        O(routes) - exactly as M(wgsp.service_proxy.wg_rule_sets) does with the same list (each entry's
+        C(module), C(name) and C(params) are that module's; every set is judged before the interface is
+        touched, then each is applied in its own transaction). One round trip for the tunnel and the
+        firewall that uses it.
+      - When omitted (the default), no rule set is touched.
+    type: list
+    elements: dict
+    version_added: 0.1.0
+    suboptions:
+      module:
+        description: The module whose parameters O(rule_sets[].params) are.
+        type: str
+        required: true
+        choices: [wg_carrier, wg_dnat, wg_filter, wg_relay]
+      name:
+        description: The set's name; when given it must equal the C(name) in O(rule_sets[].params).
+        type: str
+      params:
+        description: The set's parameters, exactly the options of the module named in O(rule_sets[].module).
+        type: dict
+        required: true
+extends_documentation_fragment:
+  - wgsp.service_proxy.record
 attributes:
   check_mode:
     support: full
@@ -231,6 +257,9 @@ requirements:
 notes:
   - Inputs are validated before anything is touched; errors name the option and the problem and never
     echo a key.
+  - "The steps of one call, in order: the interface (keys, addresses, peers, the persisted file), its
+    O(routes), the O(rule_sets), the O(boot_units), the O(record). A step that fails stops the call there:
+    what was done before it stays done (the result says it changed) and the record is not written."
   - O(backend=auto) picks C(kernel) when the kernel's C(wireguard) generic netlink family resolves
     (after C(modprobe wireguard) if needed), else C(userspace) when C(wireguard-go) is installed, and
     fails naming both otherwise.
@@ -244,6 +273,8 @@ notes:
     C(wg_route) module).
 seealso:
   - module: wgsp.service_proxy.wg_route
+  - module: wgsp.service_proxy.wg_rule_sets
+  - module: wgsp.service_proxy.wg_host
   - name: WireGuard cross-platform userspace API
     description: The UAPI protocol the userspace backend speaks.
     link: https://www.wireguard.com/xplatform/
@@ -306,6 +337,26 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+rule_sets:
+  description:
+    - With O(rule_sets), one result per set in the order applied (on failure, the sets done before it), as
+      M(wgsp.service_proxy.wg_rule_sets) returns them.
+  returned: when O(rule_sets) is given
+  type: list
+  elements: dict
+  sample: [{module: wg_filter, name: input, changed: false, backend: iptables, plan: [], applied: false}]
+changed_sets:
+  description: The names of the sets of O(rule_sets) that changed (or would change, in check mode).
+  returned: when O(rule_sets) is given
+  type: list
+  elements: str
+  sample: []
+record_changes:
+  description: What O(boot_units) and O(record) changed (or would change) - C(boot_units:<unit>), C(record_path).
+  returned: always
+  type: list
+  elements: str
+  sample: [record_path]
 interface:
   description: The interface name.
   returned: always
@@ -420,6 +471,14 @@ from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_ifname
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import systemd as systemd_
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.sets import (
+    RULE_SETS_OPTION,
+    SetsFailed,
+    apply_sets,
+    prepare as prepare_sets,
+)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._status.record import RECORD_OPTIONS, Record
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._routes import (
     ROUTE_PROTO,
     RouteManager,
@@ -466,6 +525,8 @@ def argument_spec():
             metric=dict(type="int"),
             gateway=dict(type="str"),
         )),
+        rule_sets=RULE_SETS_OPTION,
+        **RECORD_OPTIONS
     )
 
 
@@ -496,6 +557,13 @@ def apply_routes(iproute, desired, ifname, result, check_mode=False, want_diff=F
     return result
 
 
+def add_diff(result, diffs):
+    """Append ``diffs`` to the result's diff (one dict, or a list of them)."""
+    if diffs:
+        current = result.get("diff")
+        result["diff"] = ([current] if isinstance(current, dict) else list(current or [])) + list(diffs)
+
+
 def main():
     module = WgspModule(
         argument_spec=argument_spec(),
@@ -504,10 +572,14 @@ def main():
     )
     if not netlink.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=str(netlink.PYROUTE2_IMPORT_ERROR))
+    runner = CommandRunner(module)
     try:
+        # every step judged before the first one changes anything
         routes = desired_routes(module.params)
+        sets = prepare_sets(module.params["rule_sets"], runner) if module.params["rule_sets"] is not None else None
+        record = Record(module.params)
         result = WgInterface(module.params, check_mode=module.check_mode, want_diff=module._diff,
-                             runner=CommandRunner(module)).run()
+                             runner=runner).run()
     except WgspError as exc:
         fail_from_error(module, exc)
     if routes is not None:
@@ -525,6 +597,27 @@ def main():
         finally:
             if iproute is not None:
                 iproute.close()
+    if sets is not None:
+        try:
+            done, diffs = apply_sets(sets, module, runner)
+        except SetsFailed as exc:
+            fail_from_error(module, exc, rule_sets=exc.done,
+                            changed=result["changed"] or any(item["changed"] for item in exc.done))
+        result["rule_sets"] = done
+        result["changed_sets"] = [item["name"] for item in done if item["changed"]]
+        result["changed"] = result["changed"] or bool(result["changed_sets"])
+        if module._diff:
+            add_diff(result, diffs)
+    try:
+        result["record_changes"] = record.apply(module, systemd_.runs(), module.check_mode)
+    except WgspError as exc:
+        fail_from_error(module, exc, changed=result["changed"])
+    except (IOError, OSError) as exc:
+        module.fail_json(msg="record_path: cannot write %s: %s" % (module.params["record_path"], exc.strerror or exc),
+                         field="record_path", changed=result["changed"])
+    result["changed"] = result["changed"] or bool(record.changes)
+    if module._diff:
+        add_diff(result, record.diff)
     module.exit_json(**result)
 
 

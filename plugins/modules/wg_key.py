@@ -101,33 +101,8 @@ generated:
 
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError, fail_from_error
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import check_abs_path
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import (
-    generate_private_key,
-    public_key,
-    read_key_file,
-    write_key_file,
-)
-
-
-def ensure_key(path, regenerate=False, check_mode=False, generate=True):
-    """Return ``(generated, public_key)``; the private key stays in this function's scope.
-
-    ``generate=False`` only reads: a missing key is ``(False, None)`` and nothing is written."""
-    path = check_abs_path("path", path)
-    if regenerate and not generate:
-        raise ValidationError("regenerate", "cannot be combined with generate=false (a read never writes a key)")
-    current = read_key_file("path", path)
-    if current is not None and not regenerate:
-        return False, public_key(current)
-    if not generate:
-        return False, None
-    if check_mode:
-        return True, None
-    private = generate_private_key()
-    write_key_file(path, private)
-    return True, public_key(private)
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard.keys import ensure_key
 
 
 def main():

@@ -22,7 +22,7 @@ import os
 import re
 
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import ValidationError, WgspError
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import atomic_write
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.files import atomic_write, check_abs_path
 
 KEY_LEN = 32
 ZERO_KEY = base64.b64encode(b"\0" * KEY_LEN).decode("ascii")
@@ -167,3 +167,24 @@ def write_secret_file(path, content):
 
 def write_key_file(path, key_b64):
     write_secret_file(path, key_b64 + "\n")
+
+
+def ensure_key(path, regenerate=False, check_mode=False, generate=True, field="path"):
+    """Make sure of the private key file ``path`` (an absolute path; errors name ``field``): return
+    ``(generated, public_key)``; the private key stays in this function's scope. A missing key is
+    generated here, on the host that owns it (not in check mode: ``(True, None)``).
+
+    ``generate=False`` only reads: a missing key is ``(False, None)`` and nothing is written."""
+    path = check_abs_path(field, path)
+    if regenerate and not generate:
+        raise ValidationError("regenerate", "cannot be combined with generate=false (a read never writes a key)")
+    current = read_key_file(field, path)
+    if current is not None and not regenerate:
+        return False, public_key(current)
+    if not generate:
+        return False, None
+    if check_mode:
+        return True, None
+    private = generate_private_key()
+    write_key_file(path, private)
+    return True, public_key(private)

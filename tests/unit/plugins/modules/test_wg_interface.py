@@ -8,6 +8,7 @@ import yaml
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.wgsp.service_proxy.plugins.doc_fragments import record as record_fragment
 from ansible_collections.wgsp.service_proxy.plugins.modules import wg_interface as mod
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import backends as wg_backends
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._wireguard import netlink
@@ -35,7 +36,9 @@ def _compare(doc_options, spec, path=""):
 
 def test_documentation_matches_argument_spec():
     doc = yaml.safe_load(mod.DOCUMENTATION)
-    _compare(doc["options"], mod.argument_spec())
+    assert doc["extends_documentation_fragment"] == ["wgsp.service_proxy.record"]
+    options = dict(doc["options"], **yaml.safe_load(record_fragment.ModuleDocFragment.DOCUMENTATION)["options"])
+    _compare(options, mod.argument_spec())
     assert str(doc["version_added"]) == "0.1.0"
     assert doc["attributes"]["check_mode"]["support"] == "full"
     assert doc["attributes"]["diff_mode"]["support"] == "full"
