@@ -550,6 +550,19 @@ _ROLE_DEFAULTS = {}
 ROLE_GROUPS = (("wg_server", "wg_server"), ("share_clients", "share_client"), ("proxy_clients", "proxy_client"))
 
 
+def fleet_summary(groups):
+    """The hosts site.yml configures, counted by role: ``"1 hub, 2 share clients, 1 proxy client"``
+    (``groups``: the inventory's ``groups``)."""
+    groups = groups or {}
+    words = (("wg_server", "hub", "hubs"), ("share_clients", "share client", "share clients"),
+             ("proxy_clients", "proxy client", "proxy clients"))
+    parts = []
+    for group, one, many in words:
+        count = len(groups.get(group) or [])
+        parts.append("%d %s" % (count, one if count == 1 else many))
+    return ", ".join(parts)
+
+
 def role_defaults(role):
     """The plain defaults of one of the collection's roles (``roles/<role>/defaults/main.yml``);
     templated values (``{{ }}``) are left out - the caller derives those itself."""
@@ -591,15 +604,15 @@ def _key_path(var, what, value, interface):
 
 
 def prepared_keys(hosts, hostvars):
-    """The public keys site.yml's first play learned on each host (``__wgsp_key``, the result of its
-    ``wg_key`` task), by inventory name; hosts it did not reach (outside ``--limit``, or
+    """The public keys site.yml's first play learned on each host (``__wgsp_host``, the result of the
+    roles' ``wg_host`` call with the key), by inventory name; hosts it did not reach (outside ``--limit``, or
     a role run alone) are left out, for the caller to read on the host. A key that does not exist yet
     in check mode is ``None``, as a read there returns it."""
     known = {}
     for host in hosts or []:
         if host not in hostvars:
             continue
-        result = hostvars[host].get("__wgsp_key")
+        result = hostvars[host].get("__wgsp_host")
         if isinstance(result, Mapping) and "public_key" in result and not result.get("skipped"):
             known[host] = result.get("public_key")
     return known
@@ -967,4 +980,5 @@ class FilterModule(object):
             "wgsp_preserve_rules": preserve_rules,
             "wgsp_carrier_commands": carrier_commands,
             "wgsp_share_carrier": share_carrier,
+            "wgsp_fleet_summary": fleet_summary,
         }

@@ -30,6 +30,8 @@ CLIENT_PLAY = """
         wg_common_hub_info: "{{{{ 'hub' | wgsp.service_proxy.wgsp_hub_info(hostvars) }}}}"
         wg_common_backend: userspace
         wg_common_private_key_path: /etc/wireguard/wg0.key
+        wg_common_state_dir: /etc/wg-service-proxy
+        wg_common_state: {{client_mode: share}}
 {address}
 """
 

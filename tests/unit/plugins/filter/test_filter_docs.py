@@ -28,7 +28,7 @@ def sidecar(name):
 
 
 def test_the_plugins_export_the_filters_the_roles_use():
-    assert len(NAMES) == 40 and all(name.startswith("wgsp_") for name in NAMES)
+    assert len(NAMES) == 41 and all(name.startswith("wgsp_") for name in NAMES)
 
 
 def test_no_documentation_without_a_filter():

@@ -306,13 +306,13 @@ def test_controller_path_is_taken_from_where_ansible_started(tmp_path, monkeypat
 
 
 def test_prepared_keys_are_the_keys_site_yml_learned_and_only_those():
-    """site.yml's first play registers each host's wg_key result as __wgsp_key; hosts it did not reach
+    """site.yml's first play registers each host's wg_key result as __wgsp_host; hosts it did not reach
     (outside --limit, a role run alone) are left out so the role reads them on the host; a key not made
     yet in check mode is null, as a read there returns it; a skipped result is no key."""
     key = "K" * 43 + "="
-    hostvars = {"hub": {"__wgsp_key": {"public_key": key, "path": "/etc/wireguard/wg0.key", "changed": False}},
-                "share1": {"__wgsp_key": {"public_key": None, "generated": True}},
-                "share2": {"__wgsp_key": {"skipped": True, "skip_reason": "Conditional result was False"}},
+    hostvars = {"hub": {"__wgsp_host": {"public_key": key, "path": "/etc/wireguard/wg0.key", "changed": False}},
+                "share1": {"__wgsp_host": {"public_key": None, "generated": True}},
+                "share2": {"__wgsp_host": {"skipped": True, "skip_reason": "Conditional result was False"}},
                 "proxy1": {}}
     assert f.prepared_keys(["hub", "share1", "share2", "proxy1", "ghost"], hostvars) == {"hub": key, "share1": None}
     assert f.prepared_keys([], hostvars) == {}

@@ -183,9 +183,13 @@ def load(path):
 
 @pytest.mark.parametrize("role", ["share_client", "proxy_client", "wg_server"])
 def test_each_role_validates_its_variables_before_its_first_change(role):
-    """The first change is wg_common's host entry point (forwarding, packages); the validation comes
-    before it and touches every derived value (role vars, computed lazily) so a bad one fails there."""
-    tasks = load("roles/%s/tasks/main.yml" % role)
+    """The first change is wg_common's host entry point (forwarding, packages, the key), in the role's
+    host entry point; the validation comes before it and touches every derived value (role vars,
+    computed lazily) so a bad one fails there. The main entry point starts with the host entry point
+    (unless site.yml's first play ran it for the host)."""
+    main = load("roles/%s/tasks/main.yml" % role)
+    assert main[0]["ansible.builtin.include_tasks"] == "host.yml" and main[0]["when"] == "__wgsp_host is not defined"
+    tasks = load("roles/%s/tasks/host.yml" % role)
     first_change = next(i for i, t in enumerate(tasks)
                         if (t.get("ansible.builtin.import_role") or {}).get("tasks_from") == "host")
     check = [i for i, t in enumerate(tasks) if "wgsp_check_vars" in str(t.get("ansible.builtin.assert", ""))]
