@@ -232,6 +232,14 @@ options:
         description: The set's parameters, exactly the options of the module named in O(rule_sets[].module).
         type: dict
         required: true
+  record_rule_sets:
+    description:
+      - Also write the entries of O(rule_sets) whose C(params.state) is C(present) (the default), as given, as the
+        O(record)'s C(rule_sets) - the sets M(wgsp.service_proxy.wg_status) compares the host with - instead of the
+        caller listing them twice. O(record) must not have a C(rule_sets) key then.
+    type: bool
+    default: false
+    version_added: 0.1.0
 extends_documentation_fragment:
   - wgsp.service_proxy.record
 attributes:
@@ -470,7 +478,11 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.module import WgspModule
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.runner import CommandRunner
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.checks import check_ifname
-from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import WgspError, fail_from_error
+from ansible_collections.wgsp.service_proxy.plugins.module_utils._common.errors import (
+    ValidationError,
+    WgspError,
+    fail_from_error,
+)
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._common import systemd as systemd_
 from ansible_collections.wgsp.service_proxy.plugins.module_utils._firewall.sets import (
     RULE_SETS_OPTION,
@@ -526,6 +538,7 @@ def argument_spec():
             gateway=dict(type="str"),
         )),
         rule_sets=RULE_SETS_OPTION,
+        record_rule_sets=dict(type="bool", default=False),
         **RECORD_OPTIONS
     )
 
@@ -557,6 +570,20 @@ def apply_routes(iproute, desired, ifname, result, check_mode=False, want_diff=F
     return result
 
 
+def recorded_sets(params):
+    """With O(record_rule_sets), the record's ``rule_sets``: the entries of O(rule_sets) whose state is
+    present, as given (``module``, ``name``, ``params``; what wg_status compares the host with)."""
+    if not params["record_rule_sets"]:
+        return None
+    if params["record"] is None:
+        raise ValidationError("record_rule_sets", "needs record")
+    if "rule_sets" in params["record"]:
+        raise ValidationError("record", "has rule_sets of its own; with record_rule_sets the module records them")
+    sets = [{"module": entry["module"], "name": entry["name"] or entry["params"].get("name"), "params": entry["params"]}
+            for entry in params["rule_sets"] or [] if entry["params"].get("state", "present") == "present"]
+    return {"rule_sets": sets}
+
+
 def add_diff(result, diffs):
     """Append ``diffs`` to the result's diff (one dict, or a list of them)."""
     if diffs:
@@ -577,7 +604,7 @@ def main():
         # every step judged before the first one changes anything
         routes = desired_routes(module.params)
         sets = prepare_sets(module.params["rule_sets"], runner) if module.params["rule_sets"] is not None else None
-        record = Record(module.params)
+        record = Record(module.params, recorded_sets(module.params))
         result = WgInterface(module.params, check_mode=module.check_mode, want_diff=module._diff,
                              runner=runner).run()
     except WgspError as exc:

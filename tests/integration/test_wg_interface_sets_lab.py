@@ -152,7 +152,29 @@ BAD = [
      {}, "rule_sets[1].params.allow[0].port", "rule_sets[1].params.allow[0].port: must be between 1 and 65535"),
     ("record path is a directory", sets, {"record_path": "/var/lib/wgsp-service-proxy/state"},
      "record_path", "record_path: /var/lib/wgsp-service-proxy/state is a directory"),
+    ("record_rule_sets with a record that lists its own", sets, {"record_rule_sets": True},
+     "record", "record: has rule_sets of its own"),
+    ("record_rule_sets without a record", sets, {"record_rule_sets": True, "record": None, "record_path": None},
+     "record_rule_sets", "record_rule_sets: needs record"),
 ]
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_record_rule_sets_records_the_sets_that_are_present(lab, backend):
+    """record_rule_sets: the record's rule_sets are the present entries of rule_sets, as given (a set
+    removed with state=absent is not recorded), so the caller lists them once."""
+    _tools()
+    host = lab.host("h")
+    dnat, filt = sets(backend)
+    filt = dict(filt, params=dict(filt["params"], state="absent"))
+    record = dict((k, v) for k, v in RECORD.items() if k != "rule_sets")
+    args = dict(hub_args(backend), rule_sets=[dnat, filt], record=record, record_rule_sets=True)
+    first = host.module("wg_interface", args)
+    assert first["changed"] and first["record_changes"] == ["record_path"], first
+    written = json.loads(host.run(["cat", RECORD_PATH]).stdout)
+    assert written == dict(record, rule_sets=[{"module": "wg_dnat", "name": "share", "params": dnat["params"]}])
+    again = host.module("wg_interface", args)
+    assert again["changed"] is False and again["record_changes"] == [], again
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])

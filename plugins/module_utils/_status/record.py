@@ -118,16 +118,18 @@ class Files(object):
 
 class Record(object):
     """``record``/``record_path`` and ``boot_units`` of a module's params, judged on creation
-    (``ValidationError`` naming the option); ``apply`` enables the units (only where ``systemd``
-    runs the host), then writes the record. ``changes`` and ``diff`` say what changed."""
+    (``ValidationError`` naming the option); ``extra``: keys the module adds to the record. ``apply``
+    enables the units (only where ``systemd`` runs the host), then writes the record. ``changes`` and
+    ``diff`` say what changed."""
 
-    def __init__(self, params):
+    def __init__(self, params, extra=None):
         self.units = check_units("boot_units", params["boot_units"])
         self.files = Files()
         if params["record"] is not None:
             if params["record_path"] is None:
                 raise ValidationError("record_path", "is required with record")
-            self.files.add("record_path", params["record_path"], record_text("record", params["record"]))
+            record = dict(params["record"], **(extra or {}))
+            self.files.add("record_path", params["record_path"], record_text("record", record))
         elif params["record_path"] is not None:
             raise ValidationError("record", "is required with record_path")
         self.changes = []
