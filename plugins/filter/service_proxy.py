@@ -522,8 +522,8 @@ def preshared_key_peers(clients, hostvars, hub, rotated=None):
 
 def preshared_keys(clients, hostvars, hub, read=None):
     """``{client: key}`` for the clients that use a preshared key and whose key is known: what the
-    hub's ``wg_preshared_keys`` returned in this run (``__wgsp_psk`` of the hub: site.yml's first
-    play or the wg_server role) or ``read`` (a result read on the hub). A client that uses one but
+    hub's ``wg_preshared_keys`` returned in this run (``__wgsp_psk`` of the hub: the wg_server role's
+    host entry point, in site.yml's first play or run alone) or ``read`` (a result read on the hub). A client that uses one but
     whose key is not known yet (check mode before the hub made it) is left out."""
     known = {}
     results = [r for r in (hostvars[hub].get("__wgsp_psk") if hub in hostvars else None, read)
