@@ -19,7 +19,7 @@ PLAY = """
   tasks:
     - ansible.builtin.include_vars: {defaults}
     - ansible.builtin.set_fact:
-        __wg_common_host: {{network: {{interfaces: [eth1]}}}}
+        __wgsp_host: {{network: {{interfaces: [eth1]}}}}
     - ansible.builtin.include_vars: {vars}
     - ansible.builtin.debug:
         msg: "RELAY={{{{ {{'state': __proxy_client_relay.state, 'sources': __proxy_client_relay.sources,
