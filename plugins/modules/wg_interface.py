@@ -554,6 +554,13 @@ def desired_routes(params):
     return normalise_routes(routes, name)
 
 
+def add_diff(result, diffs):
+    """Append ``diffs`` to the result's diff (one dict, or a list of them)."""
+    if diffs:
+        current = result.get("diff")
+        result["diff"] = ([current] if isinstance(current, dict) else list(current or [])) + list(diffs)
+
+
 def apply_routes(iproute, desired, ifname, result, check_mode=False, want_diff=False):
     """Make the collection's routes (proto ROUTE_PROTO) on ``ifname`` exactly ``desired`` (foreign routes
     are never touched; a conflict with one fails before any route change); update ``result``."""
@@ -566,7 +573,7 @@ def apply_routes(iproute, desired, ifname, result, check_mode=False, want_diff=F
                          + ["add route %s" % r for r in added])
     result["changed"] = bool(result.get("changed") or added or removed)
     if want_diff:
-        result["diff"] = ([result["diff"]] if result.get("diff") else []) + [routes_diff]
+        add_diff(result, [routes_diff])
     return result
 
 
@@ -582,13 +589,6 @@ def recorded_sets(params):
     sets = [{"module": entry["module"], "name": entry["name"] or entry["params"].get("name"), "params": entry["params"]}
             for entry in params["rule_sets"] or [] if entry["params"].get("state", "present") == "present"]
     return {"rule_sets": sets}
-
-
-def add_diff(result, diffs):
-    """Append ``diffs`` to the result's diff (one dict, or a list of them)."""
-    if diffs:
-        current = result.get("diff")
-        result["diff"] = ([current] if isinstance(current, dict) else list(current or [])) + list(diffs)
 
 
 def main():
